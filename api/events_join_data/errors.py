@@ -1,0 +1,58 @@
+"""Errors the exporter raises: one base class, one subclass per way a run can go wrong."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExportError(Exception):
+    """Base class of every error bq-etl raises on purpose."""
+
+
+class ConfigError(ExportError):
+    """A setting is missing or malformed; raised at start, before any work."""
+
+
+class UnknownTableError(ExportError):
+    """A table name was asked for that no export defines."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown table {name!r}; known tables: {', '.join(self.known) or '(none)'}")
+
+
+class SchemaError(ExportError):
+    """A BigQuery JSON schema file is missing, unreadable or malformed."""
+
+
+class RecordError(ExportError):
+    """A record does not conform to its table's schema; raised before anything is written."""
+
+    def __init__(self, table: str, key: Any, column: str, value: Any, expected: str, reason: str = ""):
+        self.table = table
+        self.key = key
+        self.column = column
+        self.value = value
+        self.expected = expected
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        detail = f": {reason}" if reason else ""
+        super().__init__(
+            f"table {table!r}, row key {key!r}, column {column!r}: "
+            f"got {type(value).__name__} {shown}, expected {expected}{detail}"
+        )
+
+
+class LoadError(ExportError):
+    """The BigQuery load of a run failed or produced something other than what was exported."""
+
+
+class RowCountMismatch(LoadError):
+    """The loaded table does not hold exactly the rows the shards wrote."""
+
+
+class LockTimeout(ExportError):
+    """Another load of the same table held the table's lock for longer than we would wait."""
+

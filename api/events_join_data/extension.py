@@ -1,0 +1,120 @@
+"""The Flask extension: `bq_etl.init_app(app)` wires the exporter into any Flask app."""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+from flask import Flask, current_app
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
+from redis import Redis
+from rq import Queue
+
+from .config import ExportConfig, defaults_from_environment
+from .errors import ConfigError
+from .storage import Bucket
+from .tables import Tables
+from .warehouse import Warehouse
+
+
+class BqEtl:
+    """The exporter as a Flask extension: create it once, call `init_app` in the app factory."""
+
+    def __init__(self, app: Flask | None = None):
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register config defaults (from the environment), the `flask export` commands and state."""
+        from .cli import export_cli
+
+        for key, value in defaults_from_environment().items():
+            app.config.setdefault(key, value)
+        app.extensions["bq_etl"] = ExporterState(app)
+        app.cli.add_command(export_cli)
+
+
+class ExporterState:
+    """One app's exporter: its checked settings and the clients built from them, made on first use."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    @cached_property
+    def config(self) -> ExportConfig:
+        """The checked settings; ConfigError if any is missing or wrong."""
+        return ExportConfig.from_mapping(self.app.config)
+
+    @cached_property
+    def tables(self) -> Tables:
+        """The exports this app defines."""
+        return Tables.from_modules(self.config.export_modules)
+
+    @cached_property
+    def redis(self) -> Redis:
+        """The Redis connection RQ and the table locks use."""
+        return Redis.from_url(self.config.redis_url)
+
+    @cached_property
+    def queue(self) -> Queue:
+        """The RQ queue export jobs go on."""
+        return Queue(self.config.queue_name, connection=self.redis)
+
+    @cached_property
+    def bucket(self) -> Bucket:
+        """The sync bucket shards are delivered to."""
+        from google.cloud import storage
+
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            client = storage.Client(project=self.config.project or "local", credentials=AnonymousCredentials())
+        else:
+            client = _google(storage.Client, project=self.config.project)
+        return Bucket(client, self.config.bucket)
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        """The BigQuery dataset tables are loaded into."""
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import bigquery
+
+        if self.config.bigquery_endpoint:
+            client = bigquery.Client(
+                project=self.config.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or "local",
+                credentials=AnonymousCredentials(),
+                client_options=ClientOptions(api_endpoint=self.config.bigquery_endpoint),
+            )
+        else:
+            client = _google(bigquery.Client, project=self.config.project)
+        return Warehouse(client, self.config.dataset)
+
+    def check(self) -> None:
+        """Check settings, export definitions and the Redis connection; raise ConfigError early."""
+        self.config
+        self.tables
+        try:
+            self.redis.ping()
+        except Exception as error:
+            raise ConfigError(f"REDIS_URL {self.config.redis_url!r} does not answer: {error}") from error
+
+
+def _google(client_class, project):
+    try:
+        return client_class(project=project)
+    except DefaultCredentialsError as error:
+        raise ConfigError(
+            f"no Google credentials for {client_class.__module__}: set GOOGLE_APPLICATION_CREDENTIALS "
+            f"or run where Application Default Credentials exist ({error})"
+        ) from error
+
+
+def state(app: Flask | None = None) -> ExporterState:
+    """The exporter of `app` (default: the current app); RuntimeError if init_app was not called."""
+    app = app or current_app._get_current_object()
+    try:
+        return app.extensions["bq_etl"]
+    except KeyError:
+        raise RuntimeError("bq-etl is not initialised on this app: call bq_etl.init_app(app)") from None
+
+
+#: The extension object host apps import and call `init_app` on.
+bq_etl = BqEtl()

@@ -1,0 +1,156 @@
+"""The RQ jobs of a run and how they are chained.
+
+    start_run ──> export_shard × N ──(RQ dependency on all N)──> load_run
+
+`start_run` plans the shards and enqueues the rest, so the crontab's command does no database
+work. A shard that fails is retried (RQ `Retry`); once its retries are spent, `on_shard_failure`
+cancels the load and deletes the run's files, so a failed run loads nothing.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable
+
+from flask import has_app_context
+from rq import Callback, Retry
+from rq.job import Job
+
+from .cadence import Cadence
+from .extension import ExporterState, state
+from .loader import load
+from .run import ExportRun, Shard, ShardResult, new_run_id
+
+log = logging.getLogger(__name__)
+
+#: How long shard results stay in Redis for the load job to read.
+RESULT_TTL = 7 * 24 * 3600
+
+
+def _in_app(job: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a job inside a Flask app context, loading the app (FLASK_APP) under a plain `rq worker`."""
+
+    @functools.wraps(job)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return job(*args, **kwargs)
+        from flask.cli import ScriptInfo
+
+        app = ScriptInfo().load_app()
+        with app.app_context():
+            return job(*args, **kwargs)
+
+    return wrapper
+
+
+def enqueue_run(exporter: ExporterState, table: str) -> Job:
+    """Put a run of `table` on the queue; workers plan, export and load it."""
+    exporter.tables.get(table)
+    return exporter.queue.enqueue(start_run, table, job_timeout=exporter.config.shard_timeout,
+                                  description=f"bq-etl start {table}")
+
+
+def enqueue_cadence(exporter: ExporterState, cadence: Cadence) -> list[Job]:
+    """Enqueue a run of every table on `cadence`."""
+    return [enqueue_run(exporter, manager.table_name) for manager in exporter.tables.for_cadence(cadence)]
+
+
+@_in_app
+def schedule_cadence(cadence: str) -> list[str]:
+    """Job form of `enqueue_cadence`, for rq-scheduler's cron entries."""
+    return [job.id for job in enqueue_cadence(state(), Cadence(cadence))]
+
+
+@_in_app
+def start_run(table: str) -> dict[str, Any]:
+    """Plan a run of `table` and enqueue its shard jobs and its load job."""
+    exporter = state()
+    config = exporter.config
+    manager = exporter.tables.get(table)()
+    run = ExportRun(table, new_run_id(), gzip_level=config.gzip_level)
+    started = time.time()
+    shards, rows = manager.plan()
+    load_id = _job_id(run, "load")
+    retry = Retry(max=config.shard_retries, interval=list(config.shard_retry_intervals) or 0) \
+        if config.shard_retries else None
+    shard_jobs = [
+        exporter.queue.enqueue(
+            export_shard, table, run.run_id, run.gzip_level, shard.index, shard.lower, shard.upper,
+            job_id=_job_id(run, f"shard-{shard.index:05d}"), job_timeout=config.shard_timeout,
+            result_ttl=RESULT_TTL, retry=retry, on_failure=Callback(on_shard_failure),
+            meta={"table": table, "run_id": run.run_id, "load_job_id": load_id},
+            description=f"bq-etl shard {table} {run.run_id} #{shard.index}",
+        )
+        for shard in shards
+    ]
+    exporter.queue.enqueue(
+        load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
+        job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout, result_ttl=RESULT_TTL,
+        on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
+        description=f"bq-etl load {table} {run.run_id}",
+    )
+    log.info("run planned", extra={"table": table, "run_id": run.run_id, "shards": len(shards), "rows": rows})
+    return {"table": table, "run_id": run.run_id, "shards": len(shards), "planned_rows": rows, "load_job_id": load_id}
+
+
+@_in_app
+def export_shard(table: str, run_id: str, gzip_level: int, index: int, lower: Any, upper: Any) -> dict[str, Any]:
+    """Export one shard of a run to the bucket."""
+    exporter = state()
+    manager = exporter.tables.get(table)()
+    run = ExportRun(table, run_id, gzip_level=gzip_level)
+    result = manager.export_shard(run, Shard(index, lower, upper), exporter.bucket)
+    if exporter.redis.exists(_abandoned_key(run_id)):
+        # A sibling failed for good while this shard ran: the run will never load, so its
+        # files must not outlive it.
+        exporter.bucket.delete_prefix(run.prefix)
+        log.warning("shard of an abandoned run discarded", extra={"table": table, "run_id": run_id, "shard": index})
+    log.info("shard exported", extra={"table": table, "run_id": run_id, "shard": index, "rows": result.rows})
+    return result.to_dict()
+
+
+@_in_app
+def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str], started: float) -> dict[str, Any]:
+    """Load a run whose shards all succeeded (RQ enqueues it only then)."""
+    exporter = state()
+    manager = exporter.tables.get(table)()
+    run = ExportRun(table, run_id, gzip_level=gzip_level)
+    jobs = Job.fetch_many(shard_job_ids, connection=exporter.redis)
+    results = [ShardResult.from_dict(job.return_value()) for job in jobs]
+    return load(exporter, manager, run, results, started).to_dict()
+
+
+def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback of a shard: once retries are spent, give the whole run up."""
+    if job.retries_left:
+        return  # RQ will run it again
+    log.error("shard failed for good; abandoning run",
+              extra={"table": job.meta.get("table"), "run_id": job.meta.get("run_id"), "error": repr(exc_value)})
+    _abandon(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
+
+
+def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback of a load: the loader has already cleaned up; record why, loudly."""
+    log.error("load failed", extra={"table": job.meta.get("table"), "run_id": job.meta.get("run_id"),
+                                    "error": repr(exc_value)})
+
+
+@_in_app
+def _abandon(table: str, run_id: str, load_job_id: str, connection) -> None:
+    connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
+    load_job = Job.fetch(load_job_id, connection=connection)
+    for sibling in Job.fetch_many(load_job.args[3], connection=connection):
+        if sibling is not None and sibling.get_status() in ("queued", "scheduled", "deferred"):
+            sibling.cancel()
+    if load_job.get_status() != "canceled":
+        load_job.cancel()
+    state().bucket.delete_prefix(f"{table}/{run_id}/")
+
+
+def _abandoned_key(run_id: str) -> str:
+    return f"bq-etl:abandoned:{run_id}"
+
+
+def _job_id(run: ExportRun, part: str) -> str:
+    return f"bq-etl-{run.table}-{run.run_id}-{part}"

@@ -1,0 +1,143 @@
+"""ExportShardManager: the unit a table export is defined with, and how one shard is exported."""
+from __future__ import annotations
+
+import sys
+from datetime import timezone, tzinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator, Sequence
+
+from flask import current_app
+from google.cloud.bigquery import SchemaField
+from sqlalchemy import Row, Select
+from sqlalchemy.orm import Session
+
+from .cadence import Cadence
+from .run import ExportRun, Shard, ShardResult
+from .schema import load_schema
+from .serialize import RecordEncoder
+from .shard import plan_shards, shard_query
+from .storage import Bucket
+
+#: Rows fetched from the database per round trip while a shard streams.
+FETCH_ROWS = 2000
+
+
+class ExportShardManager:
+    """Defines how one BigQuery table is exported; subclass it once per table.
+
+    A subclass sets `table_name`, `schema_file`, `cadence` and `shard_key`, implements
+    `query()`, and overrides `to_record()` when a row needs reshaping (nested RECORDs,
+    REPEATED fields, computed columns). Everything else (sharding, serializing, validating,
+    delivering, loading) is the machinery's.
+    """
+
+    #: The BigQuery table's name; also the name `flask export run` takes.
+    table_name: ClassVar[str]
+    #: The BigQuery JSON schema file, relative to the `schemas/` folder beside the subclass's module.
+    schema_file: ClassVar[str]
+    #: How often the crontab exports the table.
+    cadence: ClassVar[Cadence]
+    #: The column shards are cut by: unique in the query's result and indexed (usually the primary key).
+    shard_key: ClassVar[Any]
+    #: Rows per shard (one RQ job each).
+    shard_size: ClassVar[int] = 50_000
+    #: The zone naive datetimes in TIMESTAMP columns are in (SQLite and MariaDB return UTC naive).
+    naive_timestamp_zone: ClassVar[tzinfo | None] = timezone.utc
+
+    def query(self) -> Select:
+        """The SELECT whose rows become the table's records (joins allowed, no ORDER BY)."""
+        raise NotImplementedError(f"{type(self).__name__} must define query()")
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        """Turn one result row into a record: a dict of column name to Python value."""
+        return dict(row._mapping)
+
+    def records(self, rows: Sequence[Row]) -> Iterable[dict[str, Any]]:
+        """Turn a batch of rows into records; override to look related data up once per batch
+        (see `lookup`) instead of once per row."""
+        return map(self.to_record, rows)
+
+    def lookup(self, statement: Select) -> list[Row]:
+        """Run a side query for `records`, on a connection of its own: the shard's main query is
+        still streaming on the session's connection (MariaDB cannot interleave the two)."""
+        with self.session.get_bind().connect() as connection:
+            return list(connection.execute(statement))
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    @classmethod
+    def schema_path(cls) -> Path:
+        """Where this table's schema file lives."""
+        module_file = Path(sys.modules[cls.__module__].__file__ or ".")
+        return module_file.parent / "schemas" / cls.schema_file
+
+    @cached_property
+    def schema(self) -> list[SchemaField]:
+        """The table's schema, read from its file."""
+        return load_schema(self.schema_path())
+
+    @cached_property
+    def encoder(self) -> RecordEncoder:
+        """Validates and serializes this table's records."""
+        return RecordEncoder(self.table_name, self.schema, self.key_column, self.naive_timestamp_zone)
+
+    @property
+    def key(self) -> Any:
+        """The shard key column (read from the class: an ORM attribute is a descriptor)."""
+        return type(self).shard_key
+
+    @property
+    def key_column(self) -> str:
+        """The record column holding the shard key, named in error messages."""
+        return getattr(self.key, "key", None) or getattr(self.key, "name")
+
+    @property
+    def session(self) -> Session:
+        """The app's Flask-SQLAlchemy session."""
+        return current_app.extensions["sqlalchemy"].session
+
+    def plan(self) -> tuple[list[Shard], int]:
+        """Cut the table into shards; return them and the row count at planning time."""
+        try:
+            return plan_shards(self.session, self.query(), self.key, self.shard_size)
+        finally:
+            self.session.rollback()
+
+    def lines(self, shard: Shard) -> Iterator[bytes]:
+        """The shard's rows as validated NDJSON lines, streamed from the database."""
+        statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
+        encode = self.encoder.encode
+        try:
+            for batch in self.session.execute(statement).partitions():
+                for record in self.records(batch):
+                    yield encode(record)
+        finally:
+            self.session.rollback()
+
+    def export_shard(self, run: ExportRun, shard: Shard, bucket: Bucket | None) -> ShardResult:
+        """Export one shard of `run` into `bucket`: query, serialize, validate and deliver it."""
+        counter = _Counter(self.lines(shard))
+        object_name = run.object_name(shard)
+        size = self.deliver(bucket, object_name, counter, run.gzip_level)
+        return ShardResult(index=shard.index, object_name=object_name, rows=counter.count, bytes=size)
+
+    def deliver(self, bucket: Bucket | None, object_name: str, lines: Iterable[bytes], gzip_level: int) -> int:
+        """Write a shard's serialized records to the sync bucket; return the bytes written.
+
+        This is the seam tests patch (see `BaseExportShardManagerTest`) to capture records.
+        """
+        return bucket.write(object_name, lines, gzip_level=gzip_level)
+
+
+class _Counter:
+    """Counts the lines that pass through to the writer."""
+
+    def __init__(self, lines: Iterable[bytes]):
+        self._lines = lines
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._lines:
+            self.count += 1
+            yield line

@@ -1,0 +1,76 @@
+"""One export of one table (a run) and what its shards report back."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by start time (so 'older run' is a string comparison) and is unique."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A keyset range of a table's shard key: lower < key <= upper; None means unbounded."""
+
+    index: int
+    lower: Any = None
+    upper: Any = None
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """One export of one table: its shards' objects live under `prefix` and nowhere else."""
+
+    table: str
+    run_id: str
+    #: gzip level of the run's files, 0 for none; one run never mixes the two (a load can't).
+    gzip_level: int = 0
+
+    @property
+    def prefix(self) -> str:
+        """The object prefix in the bucket that holds exactly this run's files."""
+        return f"{self.table}/{self.run_id}/"
+
+    def object_name(self, shard: Shard) -> str:
+        """Where a shard's file goes; a retried shard writes the same name again."""
+        suffix = ".json.gz" if self.gzip_level else ".json"
+        return f"{self.prefix}{shard.index:05d}{suffix}"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one exported shard wrote."""
+
+    index: int
+    object_name: str
+    rows: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ShardResult":
+        return cls(**data)
+
+
+@dataclass
+class RunSummary:
+    """The outcome of a whole run, as the CLI prints it and the load job returns it."""
+
+    table: str
+    run_id: str
+    shards: int = 0
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    status: str = "loaded"  # or "superseded": a newer run had already loaded
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

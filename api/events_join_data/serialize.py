@@ -1,0 +1,458 @@
+"""The record encoder: one record (a dict of Python values) in, one validated NDJSON line out.
+
+The rules per BigQuery type are those of shared/BIGQUERY-JSON.md. A value BigQuery cannot hold
+exactly is refused with a RecordError, never rounded or dropped.
+"""
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from google.cloud.bigquery import SchemaField
+
+from .errors import RecordError, SchemaError
+from .schema import TYPE_NAMES, check_schema
+
+Converter = Callable[[Any], Any]
+
+_MAX_SAFE_INTEGER = 2**53 - 1  # beyond this a JSON number loses digits in many readers
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+# orjson refuses documents nested deeper than 255 levels; keep room for the line and its records.
+_MAX_JSON_DEPTH = 200
+_ONE_DAY = timedelta(days=1)
+_UTC = timezone.utc
+
+
+class _Invalid(Exception):
+    """A value a converter refuses; `path` grows (".name", "[2]") as it leaves nested values."""
+
+    def __init__(self, value: Any, expected: str, reason: str = "", path: str = ""):
+        self.value = value
+        self.expected = expected
+        self.reason = reason
+        self.path = path
+
+
+class RecordEncoder:
+    """Turns records (dicts of Python values) into validated NDJSON lines for one table."""
+
+    def __init__(
+        self,
+        table: str,
+        schema: Sequence[SchemaField],
+        key_column: str,
+        naive_timestamp_zone: tzinfo | None = timezone.utc,
+    ):
+        """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`."""
+        check_schema(schema, f"schema of table {table!r}")
+        if key_column not in {field.name for field in schema}:
+            raise SchemaError(
+                f"schema of table {table!r}: key column {key_column!r} is not a top-level field"
+            )
+        self.table = table
+        self.key_column = key_column
+        self.naive_timestamp_zone = naive_timestamp_zone
+        self._convert = _record_converter(schema, naive_timestamp_zone)
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """One NDJSON line (ending in a newline) for `record`; RecordError if it does not fit the schema."""
+        try:
+            row = self._convert(record)
+        except _Invalid as e:
+            key = record.get(self.key_column) if isinstance(record, Mapping) else None
+            # Paths start with the "." a nested field adds; a top-level column has none.
+            raise RecordError(self.table, key, e.path[1:], e.value, e.expected, e.reason) from None
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+
+
+# --- compiling a schema into converters ---------------------------------------------------------
+
+def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Converter:
+    compiled = tuple(
+        (field.name, _field_converter(field, zone), field.mode == "REQUIRED", _expected(field))
+        for field in fields
+    )
+    names = frozenset(name for name, _, _, _ in compiled)
+    columns = ", ".join(name for name, _, _, _ in compiled)
+
+    def convert(record: Any) -> dict[str, Any]:
+        if type(record) is not dict and not isinstance(record, Mapping):
+            raise _Invalid(record, "RECORD")
+        if not names.issuperset(record):
+            unknown = next(k for k in record if k not in names)
+            raise _Invalid(
+                record[unknown], "no such column in schema",
+                f"the schema has only: {columns}", f".{unknown}",
+            )
+        get = record.get
+        row = {}
+        for name, converter, required, expected in compiled:
+            value = get(name)
+            if value is None:  # SQL NULL: left out of the line
+                if required:
+                    raise _Invalid(None, expected, "the column is REQUIRED", f".{name}")
+                continue
+            try:
+                row[name] = converter(value)
+            except _Invalid as e:
+                e.path = f".{name}{e.path}"
+                raise
+        return row
+
+    return convert
+
+
+def _type_name(field: SchemaField) -> str:
+    """The field's type as error messages name it: `INTEGER`, `NUMERIC(10, 2)`, `STRING(20)`."""
+    name = TYPE_NAMES[field.field_type]
+    if field.precision is not None:
+        return f"{name}({field.precision}, {field.scale or 0})"
+    if field.max_length is not None:
+        return f"{name}({field.max_length})"
+    return name
+
+
+def _expected(field: SchemaField) -> str:
+    return f"ARRAY<{_type_name(field)}>" if field.mode == "REPEATED" else _type_name(field)
+
+
+def _field_converter(field: SchemaField, zone: tzinfo | None) -> Converter:
+    field_type = TYPE_NAMES[field.field_type]
+    if field_type == "RECORD":
+        element = _record_converter(field.fields, zone)
+    elif field_type in ("NUMERIC", "BIGNUMERIC"):
+        element = _decimal_converter(field_type, field.precision, field.scale)
+    elif field_type in ("STRING", "BYTES") and field.max_length is not None:
+        element = _limit_length(_SIMPLE[field_type], field.max_length, _type_name(field))
+    elif field_type == "TIMESTAMP":
+        element = _timestamp_converter(zone)
+    else:
+        element = _SIMPLE[field_type]
+    if field.mode == "REPEATED":
+        return _array_converter(element, _type_name(field))
+    return element
+
+
+def _array_converter(element: Converter, element_type: str) -> Converter:
+    expected = f"ARRAY<{element_type}>"
+
+    def convert(value: Any) -> list[Any]:
+        if type(value) is not list and not isinstance(value, (list, tuple)):
+            raise _Invalid(value, expected)
+        out = []
+        for index, item in enumerate(value):
+            if item is None:
+                raise _Invalid(None, element_type, "BigQuery arrays cannot hold NULL", f"[{index}]")
+            if isinstance(item, (list, tuple)):
+                raise _Invalid(item, element_type, "BigQuery arrays cannot hold arrays", f"[{index}]")
+            try:
+                out.append(element(item))
+            except _Invalid as e:
+                e.path = f"[{index}]{e.path}"
+                raise
+        return out
+
+    return convert
+
+
+# --- scalar converters: each takes a non-None value and returns what orjson writes ------------
+
+def _integer(value: Any) -> int | str:
+    if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Invalid(value, "INTEGER")
+        value = int(value)  # an IntEnum or other subclass: write its number
+    if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        return value
+    if _INT64_MIN <= value <= _INT64_MAX:
+        # Google: big integers as strings "to avoid data corruption" by float-based readers.
+        return str(value)
+    raise _Invalid(value, "INTEGER", "outside the INTEGER (int64) range")
+
+
+def _float(value: Any) -> float | str:
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, (float, int)):
+            reason = ("a Decimal would be rounded to a binary float; declare the column NUMERIC "
+                      "or convert the value yourself") if isinstance(value, Decimal) else ""
+            raise _Invalid(value, "FLOAT", reason)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise _Invalid(value, "FLOAT", "too large for a 64-bit float") from None
+    if -math.inf < value < math.inf:
+        return value
+    # orjson would write null for these; BigQuery reads the strings.
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _boolean(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    # MariaDB BOOLEAN is TINYINT(1): 0 and 1 are the only honest booleans among ints.
+    if isinstance(value, int) and not isinstance(value, bool) and (value == 0 or value == 1):
+        return value == 1
+    reason = "only True/False, or the integers 0 and 1" if isinstance(value, int) else ""
+    raise _Invalid(value, "BOOLEAN", reason)
+
+
+def _string(value: Any) -> str:
+    if type(value) is not str and not isinstance(value, str):
+        raise _Invalid(value, "STRING", "no implicit conversion to text")
+    if not value.isascii():
+        _check_utf8(value, "STRING")
+    return value
+
+
+def _check_utf8(value: str, expected: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _Invalid(
+            value, expected, f"lone surrogate {value[e.start]!r} at index {e.start} is not valid UTF-8",
+        ) from None
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise _Invalid(value, "BYTES")
+    return base64.b64encode(value).decode("ascii")
+
+
+def _limit_length(convert: Converter, max_length: int, expected: str) -> Converter:
+    """STRING(L) or BYTES(L): BigQuery would fail the whole load on a longer value."""
+    is_string = expected.startswith("STRING")
+    unit = "characters" if is_string else "bytes"
+
+    def limited(value: Any) -> Any:
+        out = convert(value)
+        length = len(value) if is_string else memoryview(value).nbytes
+        if length > max_length:
+            raise _Invalid(value, expected, f"{length} {unit}, more than {max_length}")
+        return out
+
+    return limited
+
+
+def _decimal_converter(field_type: str, precision: int | None, scale: int | None) -> Converter:
+    """NUMERIC/BIGNUMERIC, optionally parameterised: exact digits as a string, or refused."""
+    if precision is not None:
+        scale = scale or 0
+        expected = f"{field_type}({precision}, {scale})"
+        lowest, highest = -(10**precision - 1), 10**precision - 1
+        integer_digits = precision - scale
+    elif field_type == "NUMERIC":
+        scale, expected = 9, "NUMERIC"
+        lowest, highest = -(10**38 - 1), 10**38 - 1
+        integer_digits = 29
+    else:
+        # BIGNUMERIC is a 256-bit integer scaled by 10**38: about 5.79e38, so partly 39 digits.
+        scale, expected = 38, "BIGNUMERIC"
+        lowest, highest = -(2**255), 2**255 - 1
+        integer_digits = 38  # below 10**38 every value fits; above, the exact check decides
+    unit = 10**scale
+    # The int range follows from the scaled range; ceil/floor so no int outside it slips in.
+    int_lowest, int_highest = -(-lowest // unit), highest // unit
+    out_of_range = f"outside the {expected} range"
+
+    def convert(value: Any) -> str:
+        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+            if int_lowest <= value <= int_highest:
+                return str(int(value))
+            raise _Invalid(value, expected, out_of_range)
+        if not isinstance(value, Decimal):
+            reason = "a float is not exact; pass a Decimal" if isinstance(value, float) else ""
+            raise _Invalid(value, expected, reason)
+        # Common case, without the costly as_tuple(): |value| < 10**integer_digits and str()
+        # gives plain notation with no more fractional digits than the scale.
+        if value.is_finite() and value.adjusted() < integer_digits:
+            text = str(value)
+            dot = text.find(".")
+            if "E" not in text and (dot < 0 or len(text) - dot - 1 <= scale):
+                return text
+        return _exact_decimal(value, expected, scale, integer_digits, lowest, highest, out_of_range)
+
+    return convert
+
+
+def _exact_decimal(value: Decimal, expected: str, scale: int, integer_digits: int,
+                   lowest: int, highest: int, out_of_range: str) -> str:
+    if not value.is_finite():
+        raise _Invalid(value, expected, "NaN and Infinity are not numbers BigQuery can hold")
+    sign, digits, exponent = value.as_tuple()
+    excess = -scale - exponent  # fractional digits beyond the scale
+    if excess > 0:
+        # Trailing zeros beyond the scale lose nothing; any other digit would be rounded away.
+        if any(digits[-excess:]):
+            raise _Invalid(value, expected, f"more than {scale} fractional digits would be rounded")
+        digits, exponent = digits[:-excess] or (0,), -scale
+    coefficient = int("".join(map(str, digits)))
+    # Refuse huge exponents before building 10**exponent (BIGNUMERIC reaches 39 integer digits).
+    if coefficient and len(digits) + exponent > integer_digits + 1:
+        raise _Invalid(value, expected, out_of_range)
+    scaled = coefficient * 10 ** (exponent + scale)
+    if not lowest <= (-scaled if sign else scaled) <= highest:
+        raise _Invalid(value, expected, out_of_range)
+    text = format(value, "f")
+    return text[:-excess] if excess > 0 else text
+
+
+def _timestamp_converter(zone: tzinfo | None) -> Converter:
+    def convert(value: Any) -> str:
+        if type(value) is not datetime and not isinstance(value, datetime):
+            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else "")
+        value_zone = value.tzinfo
+        if value_zone is _UTC:
+            return _utc_text(value)
+        if value_zone is None or value.utcoffset() is None:
+            if zone is None:
+                raise _Invalid(
+                    value, "TIMESTAMP", "naive datetime and no time zone declared for naive timestamps"
+                )
+            if zone is _UTC:
+                return _utc_text(value.replace(tzinfo=None) if value_zone else value)
+            value = value.replace(tzinfo=zone)
+        try:
+            value = value.astimezone(_UTC)
+        except OverflowError:
+            raise _Invalid(value, "TIMESTAMP", "in UTC it falls outside years 1 to 9999") from None
+        return _utc_text(value)
+
+    return convert
+
+
+def _datetime(value: Any) -> str:
+    if type(value) is not datetime and not isinstance(value, datetime):
+        raise _Invalid(value, "DATETIME")
+    if value.tzinfo is not None:
+        if value.utcoffset() is not None:
+            raise _Invalid(
+                value, "DATETIME",
+                "an aware datetime would have to be shifted into a wall-clock column; "
+                "pass it naive, or declare the column TIMESTAMP",
+            )
+        value = value.replace(tzinfo=None)
+    return _wall_clock_text(value)
+
+
+def _date(value: Any) -> str:
+    if type(value) is date:
+        return orjson.dumps(value)[1:-1].decode()
+    if not isinstance(value, date) or isinstance(value, datetime):
+        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else ""
+        raise _Invalid(value, "DATE", reason)
+    return value.isoformat()
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, time):
+        if value.tzinfo is not None:
+            raise _Invalid(value, "TIME", "a TIME column has no time zone")
+        return _wall_clock_text(value)
+    if isinstance(value, timedelta):
+        # MariaDB/pymysql hand TIME back as a timedelta, which may be negative or over a day.
+        if not timedelta(0) <= value < _ONE_DAY:
+            raise _Invalid(value, "TIME", "outside 00:00:00 to 23:59:59.999999")
+        seconds = value.seconds
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{value.microseconds:06d}"
+    raise _Invalid(value, "TIME")
+
+
+# orjson formats dates and times several times faster than isoformat(), but only of the exact
+# types, and it leaves out a zero fraction where BigQuery's canonical form has six digits.
+
+def _utc_text(value: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ` of a datetime in UTC, or naive and meaning UTC."""
+    if type(value) is datetime:
+        text = orjson.dumps(value, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+        return text[1:-1].decode() if value.microsecond else text[1:-2].decode() + ".000000Z"
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _wall_clock_text(value: datetime | time) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffff` or `HH:MM:SS.ffffff` of a naive datetime or time."""
+    if type(value) is datetime or type(value) is time:
+        text = orjson.dumps(value)[1:-1].decode()
+        return text if value.microsecond else text + ".000000"
+    return value.isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> Any:
+    """A JSON column: the value itself, after checking orjson and BigQuery can both hold it."""
+    try:
+        _check_json(value, 0)
+    except _Invalid as e:
+        e.reason = f"at ${e.path}: {e.reason}"
+        e.path = ""
+        raise
+    return value
+
+
+def _check_json(value: Any, depth: int) -> None:
+    # Decimal is refused rather than converted: a float would round it, a string would change its type.
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= _MAX_JSON_DEPTH:
+            raise _Invalid(value, "JSON", f"nested deeper than {_MAX_JSON_DEPTH} levels")
+        is_object = kind is dict
+        for key, item in value.items() if is_object else enumerate(value):
+            if is_object and (type(key) is not str or not key.isascii()):
+                if not isinstance(key, str):
+                    raise _Invalid(key, "JSON", f"object key {key!r} is not a string")
+                _check_utf8(key, "JSON")
+            # Valid scalars inline: a call per JSON value would dominate the cost.
+            item_kind = type(item)
+            if item_kind is str:
+                if item.isascii():
+                    continue
+            elif item_kind is int:
+                if _INT64_MIN <= item <= _UINT64_MAX:
+                    continue
+            elif item_kind is float:
+                if -math.inf < item < math.inf:
+                    continue
+            elif item is None or item_kind is bool:
+                continue
+            try:
+                _check_json(item, depth + 1)
+            except _Invalid as e:
+                e.path = f"{'.' if is_object else '['}{key}{'' if is_object else ']'}{e.path}"
+                raise
+    elif kind is str:
+        if not value.isascii():
+            _check_utf8(value, "JSON")
+    elif kind is int:
+        if not _INT64_MIN <= value <= _UINT64_MAX:
+            raise _Invalid(value, "JSON", "integer outside int64/uint64")
+    elif kind is float:
+        if not -math.inf < value < math.inf:
+            raise _Invalid(value, "JSON", "NaN and Infinity are not JSON numbers")
+    elif value is None or kind is bool:
+        pass
+    elif isinstance(value, (str, int, dict, list)):
+        # orjson writes subclasses of these four (an IntEnum, an OrderedDict) as their base type.
+        base = next(base for base in (str, int, dict, list) if isinstance(value, base))
+        _check_json(base(value), depth)
+    else:
+        raise _Invalid(value, "JSON", f"{kind.__name__} is not a JSON type")
+
+
+_SIMPLE: dict[str, Converter] = {
+    "INTEGER": _integer,
+    "FLOAT": _float,
+    "BOOLEAN": _boolean,
+    "STRING": _string,
+    "BYTES": _bytes,
+    "DATETIME": _datetime,
+    "DATE": _date,
+    "TIME": _time,
+    "JSON": _json,
+}

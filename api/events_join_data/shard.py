@@ -1,0 +1,43 @@
+"""Splitting a table into shards by keyset ranges of its shard key (never OFFSET)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from .run import Shard
+
+
+def plan_shards(session: Session, query: Select, key: Any, size: int) -> tuple[list[Shard], int]:
+    """Cut `query` into ranges of `size` rows by `key`; return the shards and the row count.
+
+    One pass over the key's index numbers the keys; every `size`-th key closes a shard. The last
+    shard is open-ended, so rows added after planning still land in this run.
+    """
+    keys = query.with_only_columns(key).subquery()
+    key_column = keys.c[0]
+    numbered = select(
+        key_column.label("k"), func.row_number().over(order_by=key_column).label("n")
+    ).subquery()
+    boundaries = list(
+        session.execute(
+            select(numbered.c.k).where(numbered.c.n % size == 0).order_by(numbered.c.k)
+        ).scalars()
+    )
+    total = session.execute(select(func.count()).select_from(keys)).scalar_one()
+    if boundaries and total % size == 0:
+        # The last boundary is the table's last key: without this the final shard is empty.
+        boundaries.pop()
+    lowers = [None, *boundaries]
+    uppers = [*boundaries, None]
+    return [Shard(i, lo, hi) for i, (lo, hi) in enumerate(zip(lowers, uppers))], total
+
+
+def shard_query(query: Select, key: Any, shard: Shard) -> Select:
+    """The rows of one shard, in key order."""
+    if shard.lower is not None:
+        query = query.where(key > shard.lower)
+    if shard.upper is not None:
+        query = query.where(key <= shard.upper)
+    return query.order_by(key)

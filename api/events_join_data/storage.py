@@ -1,0 +1,73 @@
+"""The bucket a run's shard files are delivered to (Google Cloud Storage)."""
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from typing import Iterable
+
+from google.cloud import storage
+
+#: Lines are buffered in memory up to this size before spilling to a temporary file, so a
+#: shard's memory stays flat however large the shard is.
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class Bucket:
+    """Writes, lists and deletes objects in the sync bucket."""
+
+    def __init__(self, client: storage.Client, name: str):
+        self.client = client
+        self.name = name
+        self._bucket = client.bucket(name)
+
+    def uri(self, object_name: str) -> str:
+        """The gs:// URI of an object, as a BigQuery load job names it."""
+        return f"gs://{self.name}/{object_name}"
+
+    def write(self, object_name: str, lines: Iterable[bytes], gzip_level: int = 0) -> int:
+        """Write `lines` to `object_name` (replacing it) and return the bytes stored.
+
+        Nothing is uploaded until every line has been produced: a shard that fails half way
+        leaves no partial object behind.
+        """
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            if gzip_level:
+                with gzip.GzipFile(fileobj=spool, mode="wb", compresslevel=gzip_level, mtime=0) as zipped:
+                    _write_all(zipped, lines)
+            else:
+                _write_all(spool, lines)
+            size = spool.tell()
+            spool.seek(0)
+            blob = self._bucket.blob(object_name)
+            content_type = "application/gzip" if gzip_level else "application/x-ndjson"
+            blob.upload_from_file(spool, size=size, content_type=content_type, rewind=False)
+        return size
+
+    def names(self, prefix: str) -> list[str]:
+        """Names of the objects under `prefix`, sorted."""
+        return sorted(blob.name for blob in self.client.list_blobs(self.name, prefix=prefix))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; return how many there were."""
+        names = self.names(prefix)
+        for name in names:
+            self._bucket.blob(name).delete()
+        return len(names)
+
+    def ensure_exists(self) -> None:
+        """Create the bucket if it is missing (emulators and first deployments start empty)."""
+        if self.client.lookup_bucket(self.name) is None:
+            self.client.create_bucket(self.name)
+
+
+def _write_all(out, lines: Iterable[bytes]) -> None:
+    # Joining in batches keeps the number of write calls (the hot path's cost) low.
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= 1024:
+            out.write(b"".join(batch))
+            batch.clear()
+    if batch:
+        out.write(b"".join(batch))

@@ -1,0 +1,114 @@
+"""The BigQuery side: datasets, tables and the load that replaces a table from a run's files."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from google.api_core.exceptions import GoogleAPICallError, NotFound
+from google.cloud import bigquery
+from google.cloud.bigquery import SchemaField
+
+from .errors import LoadError, RowCountMismatch
+
+log = logging.getLogger(__name__)
+
+
+class Warehouse:
+    """One BigQuery dataset that exported tables are loaded into."""
+
+    def __init__(self, client: bigquery.Client, dataset: str):
+        self.client = client
+        self.dataset = dataset
+
+    def table_id(self, table: str) -> str:
+        """The fully qualified `project.dataset.table` id."""
+        return f"{self.client.project}.{self.dataset}.{table}"
+
+    def ensure_dataset(self) -> None:
+        """Create the dataset if it does not exist."""
+        self.client.create_dataset(f"{self.client.project}.{self.dataset}", exists_ok=True)
+
+    def row_count(self, table: str) -> int:
+        """COUNT(*) of a table, by query (table metadata can lag behind a load)."""
+        sql = f"SELECT COUNT(*) AS n FROM `{self.table_id(table)}`"
+        return int(next(iter(self.client.query(sql).result())).n)
+
+    def live_schema(self, table: str) -> list[SchemaField] | None:
+        """The schema BigQuery holds for a table, or None if the table does not exist."""
+        try:
+            return list(self.client.get_table(self.table_id(table)).schema)
+        except NotFound:
+            return None
+
+    def replace(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField], expected_rows: int,
+                staging_suffix: str) -> int:
+        """Replace `table` with exactly the rows in `uris`; return the row count loaded.
+
+        The files are first loaded into a staging table and counted; only when that holds
+        exactly `expected_rows` is the live table replaced (WRITE_TRUNCATE, atomic in BigQuery).
+        So a load error or a count mismatch leaves the live table as it was.
+        """
+        staging = f"{table}__staging_{staging_suffix}"
+        try:
+            self._load(staging, uris, schema)
+            staged = self.row_count(staging)
+            if staged != expected_rows:
+                raise RowCountMismatch(
+                    f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
+                    f"from {len(uris)} files; the live table was left as it was"
+                )
+            self._apply_schema(table, schema)
+            self._load(table, uris, schema)
+        finally:
+            self.client.delete_table(self.table_id(staging), not_found_ok=True)
+        loaded = self.row_count(table)
+        if loaded != expected_rows:
+            raise RowCountMismatch(f"table {table!r}: expected {expected_rows} rows after the load, found {loaded}")
+        self._check_schema(table, schema)
+        return loaded
+
+    def _load(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField]) -> None:
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            schema=list(schema),
+        )
+        try:
+            job = self.client.load_table_from_uri(list(uris), self.table_id(table), job_config=config)
+            job.result()
+        except GoogleAPICallError as error:
+            raise LoadError(f"loading table {table!r} from {len(uris)} files failed: {error}") from error
+
+    def _apply_schema(self, table: str, schema: Sequence[SchemaField]) -> None:
+        # BigQuery replaces the schema with a WRITE_TRUNCATE load; some emulators keep the old
+        # one. Adding columns up front works on both, so additive changes never depend on it.
+        live = self.live_schema(table)
+        if live is None or _names(live) == _names(schema):
+            return
+        if set(_names(live)) <= set(_names(schema)):
+            current = self.client.get_table(self.table_id(table))
+            current.schema = list(schema)
+            self.client.update_table(current, ["schema"])
+            log.info("added columns to %s: %s", table, sorted(set(_names(schema)) - set(_names(live))))
+
+    def _check_schema(self, table: str, schema: Sequence[SchemaField]) -> None:
+        live = self.live_schema(table) or []
+        want = [(f.name, f.field_type, f.mode) for f in schema]
+        have = [(f.name, f.field_type, f.mode) for f in live]
+        if _normalise(want) != _normalise(have):
+            raise LoadError(
+                f"table {table!r}: after the load its schema is {have} but the schema file says {want}; "
+                "apply the change by hand (drop or alter the table) and run again"
+            )
+
+
+def _names(schema: Sequence[SchemaField]) -> list[str]:
+    return [f.name for f in schema]
+
+
+_ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
+
+
+def _normalise(fields: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    return [(name, _ALIASES.get(kind, kind), mode or "NULLABLE") for name, kind, mode in fields]
