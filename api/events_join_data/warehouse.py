@@ -57,14 +57,21 @@ class Warehouse:
                     f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
                     f"from {len(uris)} files; the live table was left as it was"
                 )
-            self._apply_schema(table, schema)
             self._load(table, uris, schema)
+            if not self._schema_matches(table, schema):
+                # BigQuery replaces the schema on WRITE_TRUNCATE; a store that kept the old one
+                # (the local emulator does) gets the table made anew from the same, proven files.
+                log.warning("table %s kept its old schema; recreating it", table)
+                self.client.delete_table(self.table_id(table))
+                self._load(table, uris, schema)
         finally:
             self.client.delete_table(self.table_id(staging), not_found_ok=True)
+        if not self._schema_matches(table, schema):
+            raise LoadError(f"table {table!r}: after the load its schema is {self.live_schema(table)}, "
+                            f"not the schema file's {list(schema)}")
         loaded = self.row_count(table)
         if loaded != expected_rows:
             raise RowCountMismatch(f"table {table!r}: expected {expected_rows} rows after the load, found {loaded}")
-        self._check_schema(table, schema)
         return loaded
 
     def _load(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField]) -> None:
@@ -80,35 +87,15 @@ class Warehouse:
         except GoogleAPICallError as error:
             raise LoadError(f"loading table {table!r} from {len(uris)} files failed: {error}") from error
 
-    def _apply_schema(self, table: str, schema: Sequence[SchemaField]) -> None:
-        # BigQuery replaces the schema with a WRITE_TRUNCATE load; some emulators keep the old
-        # one. Adding columns up front works on both, so additive changes never depend on it.
-        live = self.live_schema(table)
-        if live is None or _names(live) == _names(schema):
-            return
-        if set(_names(live)) <= set(_names(schema)):
-            current = self.client.get_table(self.table_id(table))
-            current.schema = list(schema)
-            self.client.update_table(current, ["schema"])
-            log.info("added columns to %s: %s", table, sorted(set(_names(schema)) - set(_names(live))))
-
-    def _check_schema(self, table: str, schema: Sequence[SchemaField]) -> None:
+    def _schema_matches(self, table: str, schema: Sequence[SchemaField]) -> bool:
         live = self.live_schema(table) or []
-        want = [(f.name, f.field_type, f.mode) for f in schema]
-        have = [(f.name, f.field_type, f.mode) for f in live]
-        if _normalise(want) != _normalise(have):
-            raise LoadError(
-                f"table {table!r}: after the load its schema is {have} but the schema file says {want}; "
-                "apply the change by hand (drop or alter the table) and run again"
-            )
-
-
-def _names(schema: Sequence[SchemaField]) -> list[str]:
-    return [f.name for f in schema]
+        return _shape(live) == _shape(schema)
 
 
 _ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
 
 
-def _normalise(fields: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    return [(name, _ALIASES.get(kind, kind), mode or "NULLABLE") for name, kind, mode in fields]
+def _shape(fields: Sequence[SchemaField]) -> list[tuple]:
+    """Names, types and modes, nested; what must match between the live table and the file."""
+    return [(f.name.lower(), _ALIASES.get(f.field_type, f.field_type), f.mode or "NULLABLE", _shape(f.fields))
+            for f in fields]

@@ -17,7 +17,8 @@ from api.demo.services import local_cloud, local_redis
 
 PG_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 MARIADB_SERVER = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
-SCRATCH_DB = "bq_etl_test"
+# One scratch database per test session, so concurrent sessions never drop each other's.
+SCRATCH_DB = f"bq_etl_test_{os.getpid()}"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,22 +52,30 @@ def redis(redis_url):
     return connection
 
 
-def _scratch_database(server: str) -> str:
+def pytest_configure(config):
+    config.addinivalue_line("markers", "export_modules(*names): extra ETL_EXPORT_MODULES for the test's app")
+
+
+def _run_sql(server: str, sql: str) -> None:
     engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
-        connection.exec_driver_sql(f"CREATE DATABASE {SCRATCH_DB}")
+        connection.exec_driver_sql(sql)
     engine.dispose()
-    return f"{server}/{SCRATCH_DB}"
 
 
 @pytest.fixture(scope="session")
 def database_urls(tmp_path_factory):
-    """One scratch database per engine, made fresh for the session."""
-    urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'clinic.db'}",
-            "postgresql": _scratch_database(PG_SERVER)}
-    urls["mariadb"] = _scratch_database(MARIADB_SERVER) + "?charset=utf8mb4"
-    return urls
+    """One scratch database per engine, made fresh for the session and dropped after it."""
+    for server in (PG_SERVER, MARIADB_SERVER):
+        _run_sql(server, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+        _run_sql(server, f"CREATE DATABASE {SCRATCH_DB}")
+    yield {
+        "sqlite": f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'clinic.db'}",
+        "postgresql": f"{PG_SERVER}/{SCRATCH_DB}",
+        "mariadb": f"{MARIADB_SERVER}/{SCRATCH_DB}?charset=utf8mb4",
+    }
+    for server in (PG_SERVER, MARIADB_SERVER):
+        _run_sql(server, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
 
 
 @pytest.fixture(params=["sqlite"])
@@ -76,10 +85,13 @@ def database_url(request, database_urls):
 
 
 @pytest.fixture
-def app_env(database_url, cloud, redis_url, monkeypatch):
+def app_env(request, database_url, cloud, redis_url, monkeypatch):
     """The environment of the app under test and of its worker processes: a bucket and a
-    dataset of the test's own, so tests never see each other's files or tables."""
+    dataset of the test's own, so tests never see each other's files or tables.
+    `@pytest.mark.export_modules("a.b", ...)` adds export modules to the shipped one."""
     token = uuid.uuid4().hex[:10]
+    marker = request.node.get_closest_marker("export_modules")
+    modules = ["api.events_join_data.export_event_join_tables", *(marker.args if marker else ())]
     env = {
         "FLASK_APP": "api",
         "DATABASE_URL": database_url,
@@ -88,6 +100,7 @@ def app_env(database_url, cloud, redis_url, monkeypatch):
         "ETL_BQ_DATASET": f"test_{token}",
         "ETL_QUEUE": f"bq-etl-{token}",
         "ETL_SHARD_RETRY_INTERVALS": "0",
+        "ETL_EXPORT_MODULES": ",".join(modules),
         **cloud.env(),
     }
     for key, value in env.items():

@@ -1,0 +1,57 @@
+"""Exports used only by the pipeline tests to make shards fail on demand.
+
+`FlakyTracksExport` raises while exporting the row whose key is in the Redis hash
+`fault:<table>` for as many attempts as the hash says, so a test decides in Redis how many
+times a shard fails in a real worker process. `BadTracksExport` writes a number into a
+STRING column for one row, to show the schema error a worker reports.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, Select, select
+
+from api.events_join_data.cadence import Cadence
+from api.events_join_data.extension import state
+from api.events_join_data.manager import ExportShardManager
+from api.models import CareTrack
+
+
+def fault_key(table: str) -> str:
+    """The Redis hash of row key -> failures left for `table`."""
+    return f"fault:{table}"
+
+
+class ShardFault(RuntimeError):
+    """The failure a test asked for."""
+
+
+class FlakyTracksExport(ExportShardManager):
+    """Care tracks, failing on demand (see module docstring)."""
+
+    table_name = "flaky_tracks"
+    schema_file = "tracks.json"
+    cadence = Cadence.MIDNIGHT
+    shard_key = CareTrack.id
+    shard_size = 2
+
+    def query(self) -> Select:
+        return select(CareTrack.id, CareTrack.name)
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if state().redis.hincrby(fault_key(self.table_name), str(row.id), -1) >= 0:
+            raise ShardFault(f"injected failure at {self.table_name} row {row.id}")
+        return dict(row._mapping)
+
+
+class BadTracksExport(FlakyTracksExport):
+    """Care tracks with one row that breaks the schema."""
+
+    table_name = "bad_tracks"
+    bad_id = 3
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        record = dict(row._mapping)
+        if row.id == self.bad_id:
+            record["name"] = 42
+        return record

@@ -1,0 +1,92 @@
+"""`flask export ...` as an operator uses it."""
+from __future__ import annotations
+
+from rq import Queue
+from rq_scheduler import Scheduler
+
+from api.demo.seed import seed
+from api.events_join_data.cadence import Cadence
+from api.events_join_data.extension import state
+from api.events_join_data.jobs import schedule_cadence, start_run
+from api.events_join_data.scheduling import scheduler_job_id
+
+
+def test_list_shows_every_table_with_its_cadence_and_schema_file(app):
+    result = app.test_cli_runner().invoke(args=["export", "list"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["table", "cadence", "schema"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["appointments"][0] == "hourly"
+    assert rows["members"][0] == "every_three_hours"
+    assert rows["messages"][0] == "every_five_hours"
+    assert rows["practitioners"][0] == "midnight"
+    assert rows["product_events"][1].endswith("api/events_join_data/schemas/product_events.json")
+
+
+def test_an_unknown_table_exits_non_zero_and_lists_the_known_ones(app):
+    result = app.test_cli_runner().invoke(args=["export", "run", "appointment"])
+
+    assert result.exit_code == 1
+    assert ("Error: unknown table 'appointment'; known tables: appointments, members, messages, "
+            "practitioners, product_events") in result.output
+
+
+def test_run_in_the_foreground_loads_the_table_and_prints_a_summary(app):
+    seed(rows=100)
+    result = app.test_cli_runner().invoke(args=["export", "run", "practitioners"])
+
+    assert result.exit_code == 0, result.output
+    assert "practitioners: loaded, 5 rows, 1 shards" in result.output
+    assert state().warehouse.row_count("practitioners") == 5
+
+
+def test_run_with_enqueue_puts_a_start_job_on_the_queue(app, redis):
+    result = app.test_cli_runner().invoke(args=["export", "run", "members", "--enqueue"])
+
+    assert result.exit_code == 0, result.output
+    jobs = state().queue.get_jobs()
+    assert [(job.func, job.args) for job in jobs] == [(start_run, ("members",))]
+
+
+def test_a_missing_setting_is_a_clear_error_before_any_work(app, app_env, redis):
+    app.config["ETL_SYNC_BUCKET"] = None
+    state().__dict__.pop("config", None)
+
+    result = app.test_cli_runner().invoke(args=["export", "schedule", "hourly"])
+
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: bq-etl is not configured: ETL_SYNC_BUCKET is not set"
+    assert Queue(app_env["ETL_QUEUE"], connection=redis).count == 0
+
+
+def test_an_unreachable_redis_is_a_clear_error(app):
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    for cached in ("config", "redis"):
+        state().__dict__.pop(cached, None)
+
+    result = app.test_cli_runner().invoke(args=["export", "run", "members", "--enqueue"])
+
+    assert result.exit_code == 1
+    assert "Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer" in result.output
+
+
+def test_register_schedules_adds_one_cron_entry_per_cadence(app, redis):
+    result = app.test_cli_runner().invoke(args=["export", "register-schedules"])
+    again = app.test_cli_runner().invoke(args=["export", "register-schedules"])
+
+    assert result.exit_code == 0 and again.exit_code == 0, result.output + again.output
+    scheduler = Scheduler(queue=state().queue, connection=redis)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert sorted(jobs) == sorted(scheduler_job_id(c) for c in Cadence)  # registering twice does not double
+    hourly = jobs[scheduler_job_id(Cadence.HOURLY)]
+    assert hourly.meta["cron_string"] == "0 * * * *"
+    assert (hourly.func, hourly.args) == (schedule_cadence, ["hourly"])
+
+
+def test_the_scheduled_job_enqueues_its_cadence(app, redis):
+    enqueued = schedule_cadence("hourly")
+
+    assert len(enqueued) == 2
+    assert sorted(job.args[0] for job in state().queue.get_jobs()) == ["appointments", "product_events"]

@@ -1,0 +1,55 @@
+"""Settings are checked in one place, all at once, with messages naming each bad one."""
+from __future__ import annotations
+
+import pytest
+
+from api.events_join_data.config import ExportConfig, defaults_from_environment
+from api.events_join_data.errors import ConfigError
+
+GOOD = {
+    **defaults_from_environment({}),
+    "ETL_SYNC_BUCKET": "clinic-etl-sync",
+    "SQLALCHEMY_DATABASE_URI": "sqlite://",
+}
+
+
+def test_good_settings_come_back_typed():
+    config = ExportConfig.from_mapping({**GOOD, "ETL_SHARD_RETRIES": "5", "ETL_SHARD_RETRY_INTERVALS": "1, 10"})
+
+    assert config.bucket == "clinic-etl-sync"
+    assert config.dataset == "events_join_data"
+    assert config.shard_retries == 5
+    assert config.shard_retry_intervals == (1, 10)
+    assert config.export_modules == ("api.events_join_data.export_event_join_tables",)
+
+
+def test_every_problem_is_named_in_one_error():
+    with pytest.raises(ConfigError) as error:
+        ExportConfig.from_mapping({**GOOD, "ETL_SYNC_BUCKET": "", "ETL_BQ_DATASET": "my-dataset",
+                                   "REDIS_URL": "http://localhost", "ETL_SHARD_RETRIES": "many"})
+
+    assert str(error.value) == (
+        "bq-etl is not configured: ETL_SYNC_BUCKET is not set; "
+        "ETL_BQ_DATASET 'my-dataset' may hold only letters, digits and underscores; "
+        "REDIS_URL 'http://localhost' must start with redis://, rediss:// or unix://; "
+        "ETL_SHARD_RETRIES must be a whole number, got 'many'"
+    )
+
+
+@pytest.mark.parametrize("bucket", ["Upper", "a", "-leading-dash", "has space"])
+def test_an_invalid_bucket_name_is_refused(bucket):
+    with pytest.raises(ConfigError, match=f"ETL_SYNC_BUCKET '{bucket}' is not a valid Cloud Storage bucket name"):
+        ExportConfig.from_mapping({**GOOD, "ETL_SYNC_BUCKET": bucket})
+
+
+def test_an_out_of_range_number_is_refused():
+    with pytest.raises(ConfigError, match="ETL_GZIP_LEVEL must be between 0 and 9, got 11"):
+        ExportConfig.from_mapping({**GOOD, "ETL_GZIP_LEVEL": 11})
+
+
+def test_environment_variables_override_the_defaults():
+    values = defaults_from_environment({"ETL_SYNC_BUCKET": "from-env", "ETL_QUEUE": "exports"})
+
+    assert values["ETL_SYNC_BUCKET"] == "from-env"
+    assert values["ETL_QUEUE"] == "exports"
+    assert values["ETL_BQ_DATASET"] == "events_join_data"
