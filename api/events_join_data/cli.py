@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from .cadence import Cadence
 from .errors import ExportError
 from .extension import state
+from .logs import configure
 from .run import ExportRun, new_run_id
 
 export_cli = AppGroup("export", help="Export the app's tables to BigQuery.")
@@ -102,6 +103,7 @@ def worker(burst: bool) -> None:
 
     exporter = state()
     exporter.check()
+    configure()
     # with_scheduler: shard retries with a back-off interval are scheduled jobs.
     Worker([exporter.queue], connection=exporter.redis).work(burst=burst, with_scheduler=True)
 

@@ -20,9 +20,8 @@ from rq.job import Job
 from .cadence import Cadence
 from .extension import ExporterState, state
 from .loader import load
+from .logs import event
 from .run import ExportRun, Shard, ShardResult, new_run_id
-
-log = logging.getLogger(__name__)
 
 #: How long shard results stay in Redis for the load job to read.
 RESULT_TTL = 7 * 24 * 3600
@@ -90,7 +89,7 @@ def start_run(table: str) -> dict[str, Any]:
         on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
         description=f"bq-etl load {table} {run.run_id}",
     )
-    log.info("run planned", extra={"table": table, "run_id": run.run_id, "shards": len(shards), "rows": rows})
+    event(logging.INFO, "run planned", table=table, run_id=run.run_id, shards=len(shards), rows=rows)
     return {"table": table, "run_id": run.run_id, "shards": len(shards), "planned_rows": rows, "load_job_id": load_id}
 
 
@@ -105,8 +104,9 @@ def export_shard(table: str, run_id: str, gzip_level: int, index: int, lower: An
         # A sibling failed for good while this shard ran: the run will never load, so its
         # files must not outlive it.
         exporter.bucket.delete_prefix(run.prefix)
-        log.warning("shard of an abandoned run discarded", extra={"table": table, "run_id": run_id, "shard": index})
-    log.info("shard exported", extra={"table": table, "run_id": run_id, "shard": index, "rows": result.rows})
+        event(logging.WARNING, "shard of an abandoned run discarded", table=table, run_id=run_id, shard=index)
+    event(logging.INFO, "shard exported", table=table, run_id=run_id, shard=index, rows=result.rows,
+          bytes=result.bytes)
     return result.to_dict()
 
 
@@ -125,15 +125,15 @@ def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> No
     """RQ failure callback of a shard: once retries are spent, give the whole run up."""
     if job.retries_left:
         return  # RQ will run it again
-    log.error("shard failed for good; abandoning run",
-              extra={"table": job.meta.get("table"), "run_id": job.meta.get("run_id"), "error": repr(exc_value)})
+    event(logging.ERROR, "shard failed for good; abandoning run", table=job.meta.get("table"),
+          run_id=job.meta.get("run_id"), job=job.id, error=repr(exc_value))
     _abandon(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
 
 
 def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback of a load: the loader has already cleaned up; record why, loudly."""
-    log.error("load failed", extra={"table": job.meta.get("table"), "run_id": job.meta.get("run_id"),
-                                    "error": repr(exc_value)})
+    event(logging.ERROR, "load failed", table=job.meta.get("table"), run_id=job.meta.get("run_id"),
+          error=repr(exc_value))
 
 
 @_in_app

@@ -8,11 +8,9 @@ from typing import Sequence
 from .errors import LoadError
 from .extension import ExporterState
 from .lock import table_lock
+from .logs import event
 from .manager import ExportShardManager
 from .run import ExportRun, RunSummary, ShardResult
-
-log = logging.getLogger(__name__)
-
 
 def loaded_run_key(table: str) -> str:
     """The Redis key holding the id of the newest run loaded into `table`."""
@@ -36,8 +34,8 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
         with table_lock(redis, run.table, timeout=config.lock_timeout, wait=config.lock_wait):
             newest = redis.get(loaded_run_key(run.table))
             if newest is not None and newest.decode() > run.run_id:
-                log.warning("run superseded", extra={"table": run.table, "run_id": run.run_id,
-                                                     "newest_run_id": newest.decode()})
+                event(logging.WARNING, "run superseded", table=run.table, run_id=run.run_id,
+                      newest_run_id=newest.decode())
                 summary.status = "superseded"
             else:
                 _check_objects(bucket.names(run.prefix), results, run)
@@ -50,7 +48,8 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
     finally:
         bucket.delete_prefix(run.prefix)
     summary.seconds = round(time.time() - started, 3)
-    log.info("run %s", summary.status, extra={"table": run.table, "run_id": run.run_id, "rows": summary.rows})
+    event(logging.INFO, f"run {summary.status}", table=run.table, run_id=run.run_id, rows=summary.rows,
+          shards=summary.shards, seconds=summary.seconds)
     return summary
 
 

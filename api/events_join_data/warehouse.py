@@ -9,9 +9,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
 from .errors import LoadError, RowCountMismatch
-
-log = logging.getLogger(__name__)
-
+from .logs import event
 
 class Warehouse:
     """One BigQuery dataset that exported tables are loaded into."""
@@ -61,7 +59,7 @@ class Warehouse:
             if not self._schema_matches(table, schema):
                 # BigQuery replaces the schema on WRITE_TRUNCATE; a store that kept the old one
                 # (the local emulator does) gets the table made anew from the same, proven files.
-                log.warning("table %s kept its old schema; recreating it", table)
+                event(logging.WARNING, "live table kept its old schema; recreating it", table=table)
                 self.client.delete_table(self.table_id(table))
                 self._load(table, uris, schema)
         finally:
