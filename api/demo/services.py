@@ -107,7 +107,7 @@ def local_cloud(data_dir: Path, project: str = "bq-etl-demo") -> Iterator[LocalC
         # Start both before waiting on either, so their start-ups overlap
         # (bqemulator's takes seconds).
         storage_proc = stack.enter_context(
-            _child(
+            child_process(
                 [str(_BIN / "gcp-storage-emulator"), "-d", str(data_dir), "start",
                  "--host", "127.0.0.1", "--port", str(storage_port), "-q"],
                 log=data_dir / "storage-emulator.log",
@@ -115,7 +115,7 @@ def local_cloud(data_dir: Path, project: str = "bq-etl-demo") -> Iterator[LocalC
             )
         )
         bigquery_proc = stack.enter_context(
-            _child(
+            child_process(
                 [str(_BIN / "bqemulator"), "start",
                  "--rest-host", "127.0.0.1", "--rest-port", str(bigquery_port),
                  # gRPC (Storage Read/Write API) is unused; 0 lets it pick any port.
@@ -224,7 +224,7 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 @contextlib.contextmanager
-def _child(
+def child_process(
     argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
     """Run ``argv`` in its own process group, output to ``log``; stop it on exit."""
