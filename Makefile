@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: venv test demo bench services clean
+.PHONY: venv test test-newest demo bench services clean
 
 venv: $(VENV)/.stamp
 
@@ -19,6 +19,19 @@ $(VENV)/.stamp: $(wildcard requirements/*.txt setup.cfg pyproject.toml)
 test: venv
 	.venv/bin/python -m pytest api/tests -q
 
+# The pipeline, CLI and lock tests again on the newest rq / redis-py the package admits.
+NEWEST := .venv-newest
+$(NEWEST)/.stamp: $(wildcard requirements/*.txt setup.cfg pyproject.toml)
+	[ -x $(NEWEST)/bin/python ] || $(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install -q -r requirements/ci.txt -r requirements/emulators.txt
+	$(NEWEST)/bin/python -m pip install -q -r requirements/newest.txt
+	$(NEWEST)/bin/python -m pip install -q -e . --no-deps
+	$(NEWEST)/bin/python -c "from api.demo.services import ensure_duckdb_spatial; ensure_duckdb_spatial()"
+	touch $@
+
+test-newest: $(NEWEST)/.stamp
+	$(NEWEST)/bin/python -m pytest api/tests/test_pipeline.py api/tests/test_cli.py api/tests/test_lock.py -q
+
 demo: venv
 	.venv/bin/python -m api.demo
 
@@ -30,5 +43,5 @@ services:
 	bash .ci/services.sh
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache *.egg-info
+	rm -rf $(VENV) $(NEWEST) .demo .bench .pytest_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

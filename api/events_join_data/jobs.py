@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from flask import has_app_context
 from rq import Callback, Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from .cadence import Cadence
@@ -83,12 +84,15 @@ def start_run(table: str) -> dict[str, Any]:
         )
         for shard in shards
     ]
-    exporter.queue.enqueue(
+    load_job = exporter.queue.enqueue(
         load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
         job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout, result_ttl=RESULT_TTL,
         on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
         description=f"bq-etl load {table} {run.run_id}",
     )
+    if exporter.redis.exists(_abandoned_key(run.run_id)):
+        # A shard failed for good before the load job existed for its callback to cancel.
+        _abandon(table, run.run_id, load_job.id, exporter.redis)
     event(logging.INFO, "run planned", table=table, run_id=run.run_id, shards=len(shards), rows=rows)
     return {"table": table, "run_id": run.run_id, "shards": len(shards), "planned_rows": rows, "load_job_id": load_id}
 
@@ -139,12 +143,16 @@ def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> Non
 @_in_app
 def _abandon(table: str, run_id: str, load_job_id: str, connection) -> None:
     connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
-    load_job = Job.fetch(load_job_id, connection=connection)
-    for sibling in Job.fetch_many(load_job.args[3], connection=connection):
-        if sibling is not None and sibling.get_status() in ("queued", "scheduled", "deferred"):
-            sibling.cancel()
-    if load_job.get_status() != "canceled":
-        load_job.cancel()
+    try:
+        load_job = Job.fetch(load_job_id, connection=connection)
+    except NoSuchJobError:
+        load_job = None  # start_run has not enqueued it yet; it checks the abandoned key after
+    if load_job is not None:
+        for sibling in Job.fetch_many(load_job.args[3], connection=connection):
+            if sibling is not None and sibling.get_status() in ("queued", "scheduled", "deferred"):
+                sibling.cancel()
+        if load_job.get_status() != "canceled":
+            load_job.cancel()
     state().bucket.delete_prefix(f"{table}/{run_id}/")
 
 

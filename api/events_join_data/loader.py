@@ -31,7 +31,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                          rows=sum(r.rows for r in results), bytes=sum(r.bytes for r in results))
     config, redis, bucket = exporter.config, exporter.redis, exporter.bucket
     try:
-        with table_lock(redis, run.table, timeout=config.lock_timeout, wait=config.lock_wait):
+        with table_lock(redis, run.table, timeout=config.lock_timeout, wait=config.lock_wait) as lock:
             newest = redis.get(loaded_run_key(run.table))
             if newest is not None and newest.decode() > run.run_id:
                 event(logging.WARNING, "run superseded", table=run.table, run_id=run.run_id,
@@ -44,6 +44,9 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
                     expected_rows=summary.rows, staging_suffix=run.run_id.replace("-", "_"),
                 )
+                if not lock.owned():
+                    raise LoadError(f"table {run.table!r}, run {run.run_id}: the table's lock expired during "
+                                    "the load, so another load may have overlapped it; run the table again")
                 redis.set(loaded_run_key(run.table), run.run_id)
     finally:
         bucket.delete_prefix(run.prefix)

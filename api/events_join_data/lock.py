@@ -1,14 +1,17 @@
 """The per-table Redis lock that keeps two loads of one table from running at once."""
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 from redis import Redis
+from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
 from .errors import LockTimeout
+from .logs import event
 
 
 def lock_name(table: str) -> str:
@@ -41,4 +44,9 @@ def table_lock(redis: Redis, table: str, timeout: int, wait: int) -> Iterator[Lo
 
 def _keep(lock: Lock, timeout: int, stop: threading.Event) -> None:
     while not stop.wait(timeout / 3):
-        lock.extend(timeout, replace_ttl=True)
+        try:
+            lock.extend(timeout, replace_ttl=True)
+        except (LockError, RedisError) as error:
+            # The holder checks `owned()` before it records the load; say why it will fail.
+            event(logging.ERROR, "table lock lost while loading", lock=lock.name, error=repr(error))
+            return

@@ -68,8 +68,10 @@ class ExportShardManager:
 
     @classmethod
     def schema_path(cls) -> Path:
-        """Where this table's schema file lives."""
-        module_file = Path(sys.modules[cls.__module__].__file__ or ".")
+        """Where this table's schema file lives: `schemas/` beside the module of the class that
+        names the file (so a subclass elsewhere that keeps the file finds it)."""
+        owner = next(klass for klass in cls.__mro__ if "schema_file" in vars(klass))
+        module_file = Path(sys.modules[owner.__module__].__file__ or ".")
         return module_file.parent / "schemas" / cls.schema_file
 
     @cached_property

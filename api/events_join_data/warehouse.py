@@ -44,7 +44,9 @@ class Warehouse:
 
         The files are first loaded into a staging table and counted; only when that holds
         exactly `expected_rows` is the live table replaced (WRITE_TRUNCATE, atomic in BigQuery).
-        So a load error or a count mismatch leaves the live table as it was.
+        So a file BigQuery rejects, or files that hold other than the rows the shards wrote,
+        leave the live table as it was. The live table's schema and count are checked again
+        after the replace, as a tripwire: a failure there is raised, but the data is live.
         """
         staging = f"{table}__staging_{staging_suffix}"
         try:

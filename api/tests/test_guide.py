@@ -1,0 +1,114 @@
+"""docs/guides/adding-a-new-table-to-bq.md, followed as written.
+
+The guide's marked code blocks become a package, `guide_tables`, in a temporary folder on
+sys.path: the ```python title="export"``` block is its `__init__.py`, the ```json
+title="schema"``` block is `schemas/care_tracks.json` (where `ExportShardManager.schema_path()`
+looks: beside the module defining the export) and the ```python title="test"``` block is
+`test_care_tracks.py`. The guide adds the export to the shipped module; here it is a module of
+its own, listed in ETL_EXPORT_MODULES (the guide's "A table in a module of its own"), so the
+shipped module stays as it is. The one line changed on the way is the test's import of the
+export, which names the module the export lives in.
+
+The guide's test class is imported here, so pytest collects it and runs it in this session
+with the suite's real fixtures, exactly as it would run from api/tests (its file is named
+test_*.py, so pytest also rewrites its asserts). The tests below check the rest: `flask export
+list` finds the table, and `flask export run care_tracks` loads it into the BigQuery emulator.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib
+import re
+import shutil
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from api.db import db
+from api.events_join_data.extension import state
+from api.models import CareTrack, Member, MemberTrack, User
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "adding-a-new-table-to-bq.md"
+PACKAGE = "guide_tables"
+SHIPPED_IMPORT = "from api.events_join_data.export_event_join_tables import CareTracksExport"
+SHIPPED_TABLES = ["appointments", "members", "messages", "practitioners", "product_events"]
+
+
+def code_blocks(markdown: str) -> dict[str, str]:
+    """The guide's code blocks marked ```lang title="name"```, by name; each name once."""
+    blocks: dict[str, str] = {}
+    for match in re.finditer(r'^```\w+ title="([^"]+)"\n(.*?)^```$', markdown, re.MULTILINE | re.DOTALL):
+        title, code = match.groups()
+        if title in blocks:
+            raise ValueError(f"{GUIDE}: two code blocks titled {title!r}")
+        blocks[title] = code
+    missing = {"export", "schema", "test"} - set(blocks)
+    if missing:
+        raise ValueError(f"{GUIDE}: no code block titled {', '.join(sorted(missing))}")
+    return blocks
+
+
+def write_package(root: Path, blocks: dict[str, str]) -> Path:
+    """Write the guide's blocks as the package `guide_tables` under `root`; return its folder."""
+    if blocks["test"].count(SHIPPED_IMPORT) != 1:
+        raise ValueError(f"{GUIDE}: the test block must import the export with {SHIPPED_IMPORT!r}")
+    package = root / PACKAGE
+    (package / "schemas").mkdir(parents=True)
+    (package / "__init__.py").write_text(blocks["export"], encoding="utf-8")
+    (package / "schemas" / "care_tracks.json").write_text(blocks["schema"], encoding="utf-8")
+    (package / "test_care_tracks.py").write_text(
+        blocks["test"].replace(SHIPPED_IMPORT, f"from {PACKAGE} import CareTracksExport"), encoding="utf-8"
+    )
+    return package
+
+
+# At import, because pytest collects the guide's test class from this module's namespace.
+_ROOT = Path(tempfile.mkdtemp(prefix="bq-etl-guide-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+PACKAGE_DIR = write_package(_ROOT, code_blocks(GUIDE.read_text(encoding="utf-8")))
+sys.path.insert(0, str(_ROOT))
+
+TestCareTracksExport = importlib.import_module(f"{PACKAGE}.test_care_tracks").TestCareTracksExport
+
+# Every app in this module, the guide's test class's included, exports the guide's table too.
+pytestmark = pytest.mark.export_modules(PACKAGE)
+
+
+def test_list_shows_the_guides_table_with_its_cadence_and_schema_file(app):
+    result = app.test_cli_runner().invoke(args=["export", "list"])
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:]}
+    assert sorted(rows) == sorted([*SHIPPED_TABLES, "care_tracks"])
+    assert rows["care_tracks"] == ["midnight", str(PACKAGE_DIR / "schemas" / "care_tracks.json")]
+
+
+def test_run_loads_every_care_track_with_its_active_members_into_bigquery(app):
+    dana, eve = (Member(user=User(email=f"{name}@example.com", first_name=name), date_of_birth=date(1985, 2, 1),
+                        timezone="America/Chicago") for name in ("dana", "eve"))
+    postpartum = CareTrack(name="postpartum")
+    menopause = CareTrack(name="menopause", description="Symptoms, sleep and hormone therapy")
+    db.session.add_all([
+        postpartum, menopause,
+        MemberTrack(member=dana, care_track=postpartum, started_on=date(2024, 4, 2)),
+        MemberTrack(member=eve, care_track=postpartum, started_on=date(2024, 5, 6), ended_on=date(2024, 9, 1)),
+        MemberTrack(member=eve, care_track=menopause, started_on=date(2024, 9, 2)),
+        MemberTrack(member=dana, care_track=menopause, started_on=date(2024, 10, 7)),
+    ])
+    db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["export", "run", "care_tracks"])
+
+    assert result.exit_code == 0, result.output
+    assert "care_tracks: loaded, 2 rows, 1 shards" in result.output
+    warehouse = state().warehouse
+    loaded = warehouse.client.query(
+        f"SELECT id, name, description, active_members FROM `{warehouse.table_id('care_tracks')}`"
+    ).result()
+    assert {row.id: (row.name, row.description, row.active_members) for row in loaded} == {
+        postpartum.id: ("postpartum", None, 1),
+        menopause.id: ("menopause", "Symptoms, sleep and hormone therapy", 2),
+    }
