@@ -85,8 +85,16 @@ def test_register_schedules_adds_one_cron_entry_per_cadence(app, redis):
     assert (hourly.func, hourly.args) == (schedule_cadence, ["hourly"])
 
 
-def test_the_scheduled_job_enqueues_its_cadence(app, redis):
-    enqueued = schedule_cadence("hourly")
+def test_a_due_cron_entry_enqueues_its_cadence_tables(app, redis):
+    app.test_cli_runner().invoke(args=["export", "register-schedules"])
+    scheduler = Scheduler(queue=state().queue, connection=redis)
+    hourly = next(j for j in scheduler.get_jobs() if j.id == scheduler_job_id(Cadence.HOURLY))
+
+    scheduler.enqueue_job(hourly)  # what rq-scheduler's daemon does when the entry is due
+    [queued] = state().queue.get_jobs()
+    enqueued = queued.perform()  # what a worker then does
 
     assert len(enqueued) == 2
-    assert sorted(job.args[0] for job in state().queue.get_jobs()) == ["appointments", "product_events"]
+    assert sorted(job.args[0] for job in state().queue.get_jobs() if job.func is start_run) == [
+        "appointments", "product_events"]
+    assert hourly.id in scheduler  # re-armed for its next time
