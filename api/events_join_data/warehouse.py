@@ -42,11 +42,13 @@ class Warehouse:
                 staging_suffix: str) -> int:
         """Replace `table` with exactly the rows in `uris`; return the row count loaded.
 
-        The files are first loaded into a staging table and counted; only when that holds
-        exactly `expected_rows` is the live table replaced (WRITE_TRUNCATE, atomic in BigQuery).
-        So a file BigQuery rejects, or files that hold other than the rows the shards wrote,
-        leave the live table as it was. The live table's schema and count are checked again
-        after the replace, as a tripwire: a failure there is raised, but the data is live.
+        The files are loaded into a staging table and counted; only when that holds exactly
+        `expected_rows` is the live table replaced, so a file BigQuery rejects, or files that
+        hold other than the rows the shards wrote, leave the live table as it was. The replace
+        is a copy job (WRITE_TRUNCATE: atomic, and no second read of the files) while the live
+        schema matches the file; on the first run or after a schema change it is a load of the
+        same, proven files, which takes the new schema. The live schema and count are checked
+        again afterwards, as a tripwire: a failure there is raised, but the data is live.
         """
         staging = f"{table}__staging_{staging_suffix}"
         try:
@@ -57,13 +59,16 @@ class Warehouse:
                     f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
                     f"from {len(uris)} files; the live table was left as it was"
                 )
-            self._load(table, uris, schema)
-            if not self._schema_matches(table, schema):
-                # BigQuery replaces the schema on WRITE_TRUNCATE; a store that kept the old one
-                # (the local emulator does) gets the table made anew from the same, proven files.
-                event(logging.WARNING, "live table kept its old schema; recreating it", table=table)
-                self.client.delete_table(self.table_id(table))
+            if self._schema_matches(table, schema):
+                self._copy(staging, table)
+            else:
                 self._load(table, uris, schema)
+                if not self._schema_matches(table, schema):
+                    # BigQuery takes the load's schema on WRITE_TRUNCATE; a store that kept the
+                    # old one (the local emulator does) gets the table made anew.
+                    event(logging.WARNING, "live table kept its old schema; recreating it", table=table)
+                    self.client.delete_table(self.table_id(table))
+                    self._load(table, uris, schema)
         finally:
             self.client.delete_table(self.table_id(staging), not_found_ok=True)
         if not self._schema_matches(table, schema):
@@ -73,6 +78,13 @@ class Warehouse:
         if loaded != expected_rows:
             raise RowCountMismatch(f"table {table!r}: expected {expected_rows} rows after the load, found {loaded}")
         return loaded
+
+    def _copy(self, source: str, destination: str) -> None:
+        config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+        try:
+            self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config).result()
+        except GoogleAPICallError as error:
+            raise LoadError(f"replacing table {destination!r} from {source!r} failed: {error}") from error
 
     def _load(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField]) -> None:
         config = bigquery.LoadJobConfig(

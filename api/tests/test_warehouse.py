@@ -71,3 +71,26 @@ def test_a_column_added_to_the_schema_file_reaches_the_live_table(warehouse):
 
     assert [f.name for f in warehouse.live_schema("t")] == ["id", "name", "score"]
     assert rows("t") == [(1, "a", 0.5)]
+
+
+def test_a_second_replace_with_the_same_schema_replaces_every_row(warehouse):
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a"}\n', b'{"id":2,"name":"b"}\n'])
+    warehouse.replace("t", [first], SCHEMA, expected_rows=2, staging_suffix="run1")
+    second = upload("t/run2/00000.json", [b'{"id":2,"name":"b2"}\n', b'{"id":3,"name":"c"}\n'])
+
+    warehouse.replace("t", [second], SCHEMA, expected_rows=2, staging_suffix="run2")
+
+    assert rows("t") == [(2, "b2"), (3, "c")]
+
+
+def test_a_column_dropped_and_one_retyped_reach_the_live_table(warehouse):
+    wide = SCHEMA + [SchemaField("score", "FLOAT")]
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a","score":0.5}\n'])
+    warehouse.replace("t", [first], wide, expected_rows=1, staging_suffix="run1")
+    narrow = [SchemaField("id", "INTEGER", "REQUIRED"), SchemaField("name", "INTEGER")]
+    second = upload("t/run2/00000.json", [b'{"id":1,"name":7}\n'])
+
+    warehouse.replace("t", [second], narrow, expected_rows=1, staging_suffix="run2")
+
+    assert [(f.name, f.field_type) for f in warehouse.live_schema("t")] == [("id", "INTEGER"), ("name", "INTEGER")]
+    assert rows("t") == [(1, 7)]
