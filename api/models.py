@@ -29,7 +29,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import db
@@ -49,8 +49,10 @@ Money = Numeric(10, 2)
 """An amount of money with cents, up to 99,999,999.99."""
 
 # With the default (none_as_null=False), None would be stored as the JSON text 'null'.
-NullableJSON = JSON(none_as_null=True)
-"""A JSON document, where Python None means SQL NULL."""
+NullableJSON = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+"""A JSON document, where Python None means SQL NULL (jsonb on PostgreSQL)."""
+Document = JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""A JSON document that is never NULL (jsonb on PostgreSQL, as a PostgreSQL app would have it)."""
 
 
 def utcnow() -> datetime:
@@ -191,7 +193,7 @@ class ProductEvent(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    properties: Mapped[dict[str, Any]] = mapped_column(Document)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     client_ip: Mapped[str | None] = mapped_column(String(45))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import aliased
 
 from api.models import (Appointment, CareTrack, Member, MemberTrack, Message, Organization, Practitioner,
@@ -43,6 +43,7 @@ class AppointmentsExport(ExportShardManager):
                 Appointment.preferred_time_of_day,
                 Appointment.price,
                 Appointment.cancelled_at,
+                Appointment.cancelled_at.is_not(None).label("is_cancelled"),
                 Appointment.created_at,
                 Appointment.notes,
             )
@@ -50,11 +51,6 @@ class AppointmentsExport(ExportShardManager):
             .join(Practitioner, Practitioner.id == Appointment.practitioner_id)
             .join(PractitionerUser, PractitionerUser.id == Practitioner.user_id)
         )
-
-    def to_record(self, row: Row) -> dict[str, Any]:
-        record = dict(row._mapping)
-        record["is_cancelled"] = row.cancelled_at is not None
-        return record
 
 
 class MembersExport(ExportShardManager):
@@ -147,14 +143,11 @@ class MessagesExport(ExportShardManager):
             Appointment.member_id,
             Message.sender_user_id,
             Message.body,
+            # Characters, as Python's len() counts them (SQLite's length() on SQLite).
+            func.char_length(Message.body).label("body_length"),
             Message.sent_at,
             Message.read,
         ).outerjoin(Appointment, Appointment.id == Message.appointment_id)
-
-    def to_record(self, row: Row) -> dict[str, Any]:
-        record = dict(row._mapping)
-        record["body_length"] = len(row.body)
-        return record
 
 
 class ProductEventsExport(ExportShardManager):

@@ -11,6 +11,8 @@ from google.cloud import storage
 #: Lines are buffered in memory up to this size before spilling to a temporary file, so a
 #: shard's memory stays flat however large the shard is.
 SPOOL_BYTES = 8 * 1024 * 1024
+#: Lines are joined into writes of about this size.
+_WRITE_BYTES = 512 * 1024
 
 
 class Bucket:
@@ -62,12 +64,16 @@ class Bucket:
 
 
 def _write_all(out, lines: Iterable[bytes]) -> None:
-    # Joining in batches keeps the number of write calls (the hot path's cost) low.
+    # Joining in batches keeps the number of write calls (the hot path's cost) low. Batches are
+    # cut by size: an item may be one line or a chunk of thousands.
     batch: list[bytes] = []
+    size = 0
     for line in lines:
         batch.append(line)
-        if len(batch) >= 1024:
+        size += len(line)
+        if size >= _WRITE_BYTES:
             out.write(b"".join(batch))
             batch.clear()
+            size = 0
     if batch:
         out.write(b"".join(batch))

@@ -29,9 +29,9 @@ class BaseExportShardManagerTest:
         def capture(manager, bucket, object_name: str, lines: Iterable[bytes], gzip_level: int) -> int:
             size = 0
             records = []
-            for line in lines:
-                size += len(line)
-                records.append(orjson.loads(line))
+            for item in lines:  # an item may hold many lines
+                size += len(item)
+                records.extend(orjson.loads(line) for line in item.splitlines())
             self.delivered[object_name] = records
             return size
 

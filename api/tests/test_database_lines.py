@@ -1,0 +1,396 @@
+"""Lines built by PostgreSQL (`database_lines`): the Python path's records, the Python path's
+errors, and the Python path itself wherever the database could not build the same lines.
+
+Every comparison runs both paths on the same rows: the fast path through `database_lines`, the
+Python path through `ExportShardManager.lines` with `database_lines` turned off. Memory is not
+timed here: the fast path reads with libpq's chunked-rows mode, at most CHUNK_ROWS rows at a
+time (the bench measures the peak).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from google.cloud.bigquery import SchemaField
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.exc import DBAPIError
+
+from api.db import db
+from api.demo.seed import seed
+from api.events_join_data.cadence import Cadence
+from api.events_join_data.database_lines import CHUNK_ROWS, database_lines
+from api.events_join_data.errors import RecordError
+from api.events_join_data.export_event_join_tables import (
+    AppointmentsExport,
+    MembersExport,
+    MessagesExport,
+    PractitionersExport,
+    ProductEventsExport,
+)
+from api.events_join_data.manager import ExportShardManager
+from api.events_join_data.run import ExportRun, Shard, new_run_id
+
+on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+WHOLE_TABLE = Shard(0)
+ID = SchemaField("id", "INTEGER", "REQUIRED")
+UTC = timezone.utc
+
+
+def fast_records(manager: ExportShardManager, shard: Shard = WHOLE_TABLE) -> list[dict[str, Any]]:
+    """The records of the lines PostgreSQL builds; fails the test if the fast path does not apply."""
+    built = database_lines(manager, shard)
+    assert built is not None, "the fast path did not apply"
+    try:
+        return [orjson.loads(line) for chunk in built for line in chunk.splitlines()]
+    finally:
+        manager.session.rollback()
+
+
+def python_records(manager: ExportShardManager, shard: Shard = WHOLE_TABLE) -> list[dict[str, Any]]:
+    """The records of the Python path's lines (`to_record`, `records`, `RecordEncoder`)."""
+    manager.database_lines = False
+    try:
+        return [orjson.loads(line) for item in manager.lines(shard) for line in item.splitlines()]
+    finally:
+        del manager.database_lines
+
+
+def assert_same_records(fast: list[dict[str, Any]], python: list[dict[str, Any]]) -> None:
+    """Equal records, and equal as JSON too: 100 and 100.0, or 0.0 and -0.0, compare equal in
+    Python but not once written out (key order aside)."""
+    assert fast == python
+    assert orjson.dumps(fast, option=orjson.OPT_SORT_KEYS) == orjson.dumps(python, option=orjson.OPT_SORT_KEYS)
+
+
+def export_of(table: sa.Table, fields: list[SchemaField], zone=UTC) -> ExportShardManager:
+    """An export of every column of `table` (keyed by `id`) with schema `ID + fields`."""
+
+    class TableExport(ExportShardManager):
+        table_name = table.name
+        cadence = Cadence.HOURLY
+        shard_key = table.c.id
+        schema = [ID, *fields]  # in place of a schema file
+        naive_timestamp_zone = zone
+
+        def query(self) -> sa.Select:
+            return sa.select(table)
+
+    return TableExport()
+
+
+def created(table: sa.Table, rows: list[dict[str, Any]] | None = None, sql_rows: list[str] = ()) -> None:
+    """Create `table` and commit `rows` (values) and `sql_rows` (SQL after INSERT INTO table) into
+    it: the fast path reads suspect rows again on a connection of its own."""
+    with db.engine.begin() as connection:
+        table.create(connection)
+        for row in rows or ():  # one by one: an executemany would take every row's keys from the first
+            connection.execute(table.insert().values(row))
+        for values in sql_rows:
+            connection.exec_driver_sql(f"INSERT INTO {table.name} {values}")
+
+
+@pytest.fixture
+def metadata(app):
+    """A MetaData for the test's own tables, dropped after it."""
+    metadata = sa.MetaData()
+    yield metadata
+    db.session.rollback()
+    metadata.drop_all(db.engine)
+
+
+# --- the shipped exports ---------------------------------------------------------------------
+
+@on_postgresql
+@pytest.mark.parametrize("export", [AppointmentsExport, PractitionersExport, MessagesExport, ProductEventsExport])
+def test_shipped_exports_get_the_python_paths_records_from_the_database(app, export):
+    seed(rows=300)
+    manager = export()
+
+    records = fast_records(manager)
+
+    assert len(records) > 0
+    assert_same_records(records, python_records(manager))
+
+
+@on_postgresql
+def test_members_keep_the_python_path_for_their_nested_records(app):
+    assert database_lines(MembersExport(), WHOLE_TABLE) is None
+
+
+@on_postgresql
+def test_an_export_that_reshapes_rows_keeps_the_python_path(app):
+    class Reshaped(PractitionersExport):
+        def to_record(self, row):
+            return {**row._mapping, "first_name": row.first_name.upper()}
+
+    assert database_lines(Reshaped(), WHOLE_TABLE) is None
+
+
+@on_postgresql
+def test_database_lines_can_be_turned_off(app):
+    manager = PractitionersExport()
+    manager.database_lines = False
+
+    assert database_lines(manager, WHOLE_TABLE) is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mariadb"], indirect=True)
+def test_other_databases_keep_the_python_path(app):
+    assert database_lines(PractitionersExport(), WHOLE_TABLE) is None
+
+
+@on_postgresql
+def test_a_chunk_of_many_lines_counts_as_that_many_rows(app, monkeypatch):
+    seed(rows=300)
+    items = []
+    monkeypatch.setattr(MessagesExport, "deliver", lambda self, bucket, name, lines, level: items.extend(lines))
+
+    result = MessagesExport().export_shard(ExportRun("messages", new_run_id()), WHOLE_TABLE, None)
+
+    assert result.rows == 600
+    assert len(items) == 1  # 600 lines in one chunk
+
+
+@on_postgresql
+def test_a_violation_mid_stream_stops_the_query_and_leaves_the_session_usable(metadata):
+    table = sa.Table("long_table", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", sa.Text))
+    rows = 3 * CHUNK_ROWS
+    created(table, sql_rows=[f"SELECT g, CASE WHEN g = 5 THEN NULL ELSE 'x' END FROM generate_series(1, {rows}) g"])
+    manager = export_of(table, [SchemaField("v", "STRING", "REQUIRED")])
+
+    with pytest.raises(RecordError) as raised:
+        list(manager.lines(WHOLE_TABLE))
+
+    assert raised.value.key == 5
+    assert db.session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == rows
+
+
+# --- every supported type, at its edges ------------------------------------------------------
+
+EDGE_FIELDS = [
+    SchemaField("small", "INTEGER"), SchemaField("big", "INTEGER"),
+    SchemaField("ratio", "FLOAT"), SchemaField("ratio4", "FLOAT"),
+    SchemaField("amount", "NUMERIC"), SchemaField("wide", "BIGNUMERIC"), SchemaField("money", "NUMERIC", precision=10, scale=2),
+    SchemaField("flag", "BOOLEAN"),
+    SchemaField("label", "STRING"), SchemaField("code", "STRING", max_length=8), SchemaField("status", "STRING"),
+    SchemaField("blob", "BYTES"),
+    SchemaField("instant", "TIMESTAMP"), SchemaField("naive_instant", "TIMESTAMP"), SchemaField("wall_clock", "DATETIME"),
+    SchemaField("day", "DATE"), SchemaField("clock", "TIME"),
+    SchemaField("doc", "JSON"), SchemaField("raw_doc", "JSON"),
+    SchemaField("tags", "STRING", "REPEATED"), SchemaField("counts", "INTEGER", "REPEATED"),
+    SchemaField("flags", "BOOLEAN", "REPEATED"),
+]
+
+
+def edge_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "edge_values", metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("small", sa.Integer), sa.Column("big", sa.BigInteger),
+        sa.Column("ratio", sa.Double), sa.Column("ratio4", sa.REAL),
+        sa.Column("amount", sa.Numeric), sa.Column("wide", sa.Numeric), sa.Column("money", sa.Numeric(10, 2)),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("label", sa.Text), sa.Column("code", sa.String(8)),
+        sa.Column("status", sa.Enum("new", "done", name="edge_status")),
+        sa.Column("blob", sa.LargeBinary),
+        sa.Column("instant", sa.DateTime(timezone=True)), sa.Column("naive_instant", sa.DateTime),
+        sa.Column("wall_clock", sa.DateTime), sa.Column("day", sa.Date), sa.Column("clock", sa.Time),
+        sa.Column("doc", JSONB), sa.Column("raw_doc", sa.JSON(none_as_null=True)),
+        sa.Column("tags", ARRAY(sa.Text)), sa.Column("counts", ARRAY(sa.Integer)), sa.Column("flags", ARRAY(sa.Boolean)),
+    )
+
+
+EDGE_ROWS = [
+    {"id": 1},  # every other column NULL
+    {
+        "id": 2, "small": -(2**31), "big": 2**53 - 1, "ratio": -0.0, "ratio4": 1.5,
+        "amount": Decimal("-12345678901234567890.123456789"), "wide": Decimal("1E-38"), "money": Decimal("99999999.99"),
+        "flag": False, "label": 'é "quoted" \\ back \x01\x1f\t\n\u2028 🙏', "code": "12345678", "status": "new",
+        "blob": b"\x00" * 100, "instant": datetime(2024, 1, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        "naive_instant": datetime(2024, 3, 10, 2, 30), "wall_clock": datetime(2024, 12, 31, 23, 59, 59, 999999),
+        "day": date(1, 1, 1), "clock": time(23, 59, 59, 999999),
+        "doc": {"a": [1, None, {"b": "ü"}], "big": 2**53 + 1, "f": 0.1, "deep": [[[]]], "e": {}},
+        "raw_doc": {"z": 1, "a": "ツ"}, "tags": ['a"b', "", "é"], "counts": [0, -1, 2**31 - 1], "flags": [True, False],
+    },
+    {
+        "id": 3, "small": 0, "big": 2**53, "ratio": float("nan"), "ratio4": float("inf"),
+        "amount": Decimal("0.000000001"), "wide": Decimal("99999999999999999999999999999999999999"),
+        "money": Decimal("-0.01"), "flag": True, "label": "", "code": "", "status": "done", "blob": b"",
+        "instant": datetime(2000, 2, 29, tzinfo=UTC), "day": date(9999, 12, 31), "clock": time(0, 0),
+        "doc": None,  # JSONB's default none_as_null=False: a JSON null, which the Python path leaves out
+        "tags": [], "flags": [],
+    },
+    {
+        "id": 4, "big": -(2**63), "ratio": float("-inf"), "ratio4": -0.0, "amount": Decimal("1E+2"),
+        "wide": Decimal("-0.5"), "label": "x" * 5000, "doc": [[[[[[[[[[1]]]]]]]]]], "raw_doc": 1.5,
+    },
+    {"id": 5, "big": 2**63 - 1, "ratio": 5e-324, "ratio4": 3.0, "doc": [["x"] * 3] * 3, "raw_doc": "text"},
+    {"id": 6, "ratio": 1e300, "ratio4": 0.1, "doc": "a string", "raw_doc": False},
+    {"id": 7, "ratio": 3.0, "doc": 12},
+    {"id": 8, "ratio": 123456789012345.6},
+    {"id": 9, "ratio": 1e15},
+    # Rows the SQL cannot vouch for, so the Python path writes them: instants within a day of
+    # years 1 and 9999, JSON integers of 20 and 19 digits, a long digit run inside a string
+    # (merely over-flagged), an emoji a json column holds as surrogate escapes.
+    {
+        "id": 10, "instant": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        "naive_instant": datetime(1, 1, 1), "wall_clock": datetime(9999, 12, 31, 23, 59, 59, 999999),
+    },
+    {"id": 11, "doc": {"max": 2**64 - 1, "min": -(2**63)}},
+    {"id": 12, "doc": {"s": "id 12345678901234567890123"}},
+    {"id": 13, "raw_doc": {"sun": "🌞"}},
+]
+# json (not jsonb) keeps its text: duplicate keys and whitespace with newlines (jsonb reads
+# them as json.loads does), then \u0000 and exponents (read by the Python path), then a scalar
+# at the 200th level, which the encoder allows (the depth check over-flags it).
+EDGE_SQL_ROWS = [
+    f"VALUES ({id}, {', '.join(['NULL'] * 17)}, {doc}, {raw_doc}, NULL, NULL, NULL)" for id, doc, raw_doc in [
+        (14, "NULL", """'{"a": 1,\n "a": 2, "t": "\\u00e9", "n": -0.5}'"""),
+        (15, "NULL", """'["\\u0000", -0.0, 1E2]'"""),
+        (16, "'" + "[" * 200 + "1" + "]" * 200 + "'", "NULL"),
+    ]
+]
+
+
+@on_postgresql
+def test_every_supported_type_at_its_edges_gets_the_python_paths_records(metadata):
+    table = edge_table(metadata)
+    created(table, EDGE_ROWS, EDGE_SQL_ROWS)
+    manager = export_of(table, EDGE_FIELDS)
+    reread = []
+    lookup = manager.lookup
+    manager.lookup = lambda statement: [reread.append(row.id) or row for row in lookup(statement)]
+
+    records = fast_records(manager)
+
+    assert [record["id"] for record in records] == list(range(1, 17))
+    assert reread == [10, 11, 12, 13, 15, 16]  # every other line was built by PostgreSQL
+    assert_same_records(records, python_records(manager))
+
+
+@on_postgresql
+def test_a_column_sqlalchemy_converts_keeps_the_python_path(metadata):
+    class Lowered(sa.TypeDecorator):
+        impl = sa.Text
+        cache_ok = True
+
+        def process_result_value(self, value, dialect):
+            return value.lower()
+
+    table = sa.Table("converted", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", Lowered))
+    created(table, [{"id": 1, "v": "ABC"}])
+
+    assert database_lines(export_of(table, [SchemaField("v", "STRING")]), WHOLE_TABLE) is None
+
+
+@on_postgresql
+@pytest.mark.parametrize("zone", [None, ZoneInfo("Europe/Paris")])
+def test_naive_timestamps_keep_the_python_path_unless_their_zone_is_a_fixed_offset(metadata, zone):
+    table = sa.Table("naive", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.DateTime))
+    created(table, [{"id": 1, "v": datetime(2024, 10, 27, 2, 30)}])
+
+    assert database_lines(export_of(table, [SchemaField("v", "TIMESTAMP")], zone), WHOLE_TABLE) is None
+
+
+@on_postgresql
+def test_naive_timestamps_in_a_fixed_offset_zone_are_shifted_to_utc(metadata):
+    table = sa.Table("naive", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.DateTime))
+    created(table, [{"id": 1, "v": datetime(2024, 1, 1, 1, 30)}, {"id": 2, "v": datetime(1, 1, 1, 6, 0)}])
+    manager = export_of(table, [SchemaField("v", "TIMESTAMP")], timezone(timedelta(hours=5, minutes=30)))
+
+    records = fast_records(manager)
+
+    assert records == [{"id": 1, "v": "2023-12-31T20:00:00.000000Z"}, {"id": 2, "v": "0001-01-01T00:30:00.000000Z"}]
+    assert_same_records(records, python_records(manager))
+
+
+# --- rows the encoder refuses ----------------------------------------------------------------
+
+def same_error(fast: BaseException, python: BaseException) -> None:
+    """Assert both paths raised the same error. SQLAlchemy's wrapper of a driver error quotes
+    the statement, which differs (the fast path reads the one row again): compare the driver's."""
+    if isinstance(python, DBAPIError):
+        assert type(fast) is type(python)
+        fast, python = fast.orig, python.orig
+    assert type(fast) is type(python)
+    assert str(fast) == str(python)
+
+
+VIOLATIONS = [
+    # (id, column type, schema field, bad value as SQL, good value as SQL, naive zone)
+    ("null-in-required", sa.Text, SchemaField("v", "STRING", "REQUIRED"), "NULL", "'x'", UTC),
+    ("numeric-scale", sa.Numeric, SchemaField("v", "NUMERIC"), "1.0000000001", "1.5", UTC),
+    ("numeric-too-large", sa.Numeric, SchemaField("v", "NUMERIC"), "1e29", "-1e28", UTC),
+    ("numeric-nan", sa.Numeric, SchemaField("v", "NUMERIC"), "'NaN'", "0", UTC),
+    ("numeric-infinity", sa.Numeric, SchemaField("v", "NUMERIC"), "'-Infinity'", "0", UTC),
+    ("bignumeric-too-large", sa.Numeric, SchemaField("v", "BIGNUMERIC"), "6e38", "5e38", UTC),
+    ("numeric-parameters", sa.Numeric, SchemaField("v", "NUMERIC", precision=5, scale=2), "1234.5", "123.45", UTC),
+    ("numeric-narrower-than-column", sa.Numeric(10, 2), SchemaField("v", "NUMERIC", precision=5, scale=2),
+     "1234.50", "999.99", UTC),
+    ("numeric-nan-in-typed-column", sa.Numeric(10, 2), SchemaField("v", "NUMERIC"), "'NaN'", "1.5", UTC),
+    ("string-too-long", sa.Text, SchemaField("v", "STRING", max_length=3), "'abcé'", "'abé'", UTC),
+    ("bytes-too-long", sa.LargeBinary, SchemaField("v", "BYTES", max_length=2), "'\\x010203'", "'\\x0102'", UTC),
+    ("enum-unknown-label", sa.Enum("a", "b", native_enum=False, create_constraint=False),
+     SchemaField("v", "STRING"), "'c'", "'a'", UTC),
+    ("timestamp-infinity", sa.DateTime(timezone=True), SchemaField("v", "TIMESTAMP"), "'infinity'",
+     "'2024-01-01 00:00+00'", UTC),
+    ("timestamp-bc", sa.DateTime(timezone=True), SchemaField("v", "TIMESTAMP"), "'0001-12-31 23:00+00 BC'",
+     "'0001-01-01 00:00+00'", UTC),
+    ("naive-timestamp-before-year-1-in-utc", sa.DateTime, SchemaField("v", "TIMESTAMP"), "'0001-01-01 01:00'",
+     "'0001-01-01 03:00'", timezone(timedelta(hours=2))),
+    ("datetime-year-10000", sa.DateTime, SchemaField("v", "DATETIME"), "'10000-01-01'", "'9999-12-31'", UTC),
+    ("date-infinity", sa.Date, SchemaField("v", "DATE"), "'-infinity'", "'0001-01-01'", UTC),
+    ("time-24", sa.Time, SchemaField("v", "TIME"), "'24:00:00'", "'23:59:59.999999'", UTC),
+    ("array-null-element", ARRAY(sa.Text), SchemaField("v", "STRING", "REPEATED"), "ARRAY['a', NULL]",
+     "ARRAY['a']", UTC),
+    ("array-of-arrays", ARRAY(sa.Integer), SchemaField("v", "INTEGER", "REPEATED"), "'{{1,2},{3,4}}'", "'{1}'", UTC),
+    ("json-above-uint64", JSONB, SchemaField("v", "JSON"), """'{"n": [18446744073709551616]}'""",
+     """'{"n": [18446744073709551615]}'""", UTC),
+    ("json-below-int64", JSONB, SchemaField("v", "JSON"), "'-9223372036854775809'", "'-9223372036854775808'", UTC),
+    ("json-float-beyond-double", JSONB, SchemaField("v", "JSON"), "'1.5e400'", "'1.5'", UTC),
+    ("json-too-deep", JSONB, SchemaField("v", "JSON"), "'" + "[" * 201 + "]" * 201 + "'",
+     "'" + "[" * 200 + "]" * 200 + "'", UTC),
+    ("json-null-in-required", JSONB, SchemaField("v", "JSON", "REQUIRED"), "'null'", "'{}'", UTC),
+    ("json-text-lone-surrogate", sa.JSON, SchemaField("v", "JSON"), """'"\\ud800"'""", """'"\\u00e9"'""", UTC),
+    ("json-text-beyond-numeric", sa.JSON, SchemaField("v", "JSON"), "'[1e200000]'", "'[1e300]'", UTC),
+    ("json-text-above-uint64", sa.JSON, SchemaField("v", "JSON"), "'{\"n\": 18446744073709551616}'",
+     "'{\"n\": 2e19}'", UTC),
+]
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    "column_type, field, bad, good, zone", [case[1:] for case in VIOLATIONS], ids=[case[0] for case in VIOLATIONS],
+)
+def test_a_row_that_does_not_fit_raises_the_python_paths_error(metadata, column_type, field, bad, good, zone):
+    table = sa.Table("violations", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", column_type))
+    created(table, sql_rows=[f"VALUES (1, {good}), (2, {bad}), (3, {good})"])
+    manager = export_of(table, [field], zone)
+
+    with pytest.raises(Exception) as fast:
+        fast_records(manager)
+    with pytest.raises(Exception) as python:
+        python_records(manager)
+
+    same_error(fast.value, python.value)
+    if isinstance(python.value, RecordError):
+        assert (python.value.key, python.value.column.partition("[")[0]) == (2, "v")
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    "column_type, field, good, zone", [(case[1], case[2], case[4], case[5]) for case in VIOLATIONS],
+    ids=[case[0] for case in VIOLATIONS],
+)
+def test_the_good_values_beside_each_violation_get_the_python_paths_records(metadata, column_type, field, good, zone):
+    table = sa.Table("violations", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", column_type))
+    created(table, sql_rows=[f"VALUES (1, {good}), (2, {good})"])
+    manager = export_of(table, [field], zone)
+
+    assert_same_records(fast_records(manager), python_records(manager))

@@ -1,0 +1,171 @@
+"""`python -m bench` (`make bench`): how fast the exporter turns PostgreSQL rows into NDJSON,
+against PostgreSQL's own JSON and a naive loop, and what a whole run through RQ workers and
+the emulators takes. Run `python -m bench --help` for the options."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import time
+
+from .cases import Measurement
+from .child import ROOT, run_case
+from .report import figure, header, row
+from .table import database_url, ensure_table
+
+# Per process: two bench runs at once must not delete each other's files (their timings will
+# still disturb each other). Kept after a failure, for the emulators' and workers' logs.
+WORK_DIR = ROOT / ".bench" / f"run-{os.getpid()}"
+BIG_ROWS = 5_000_000
+GZIP_LEVELS = (1, 6)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="rows of the table for cases 1 to 3, and the shard size of the memory figures")
+    parser.add_argument("--big", action="store_true",
+                        help=f"also export a shard of --rows rows from a {BIG_ROWS:,}-row table (peak_mb_5m)")
+    parser.add_argument("--e2e-rows", type=int, default=None,
+                        help="rows of the table for the end-to-end case (default: --rows)")
+    parser.add_argument("--e2e-shards", type=int, default=8, help="shards of the end-to-end run")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end case")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="rounds of cases 1 to 3, interleaved; the ratios use each case's fastest")
+    parser.add_argument("--profile", type=int, metavar="N", default=0,
+                        help="only profile case 3 and print its top N functions by cumulative time")
+    parser.add_argument("--python-path", action="store_true",
+                        help="with --profile: profile the Python path (PostgreSQL's line building off)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    bench(parse_args(argv))
+    shutil.rmtree(WORK_DIR, ignore_errors=True)
+
+
+def bench(args: argparse.Namespace) -> None:
+    """Build or reuse the tables, run the cases and print the report."""
+    e2e_rows = args.e2e_rows or args.rows
+    started = time.monotonic()
+    print(f"bench: {os.cpu_count()} CPUs shared with PostgreSQL, the emulators and anything else "
+          f"running; load average {_load()}", flush=True)
+    sizes = {args.rows} | ({BIG_ROWS} if args.big else set()) | (set() if args.no_e2e else {e2e_rows})
+    for rows in sorted(sizes):
+        built = ensure_table(rows)
+        print(f"table visits, {rows:,} rows: " + (f"built in {built:.1f} s" if built else "reused"), flush=True)
+
+    shard_env = {"DATABASE_URL": database_url(args.rows), "BENCH_SHARD_SIZE": str(args.rows)}
+    if args.profile:
+        _run("shard", env=shard_env, profile=args.profile, python_path=args.python_path)
+        return
+
+    print(header(), flush=True)
+    # Interleaved rounds, fastest kept: load from other processes only ever slows a case down.
+    limit = naive = exporter = None
+    for round_ in range(1, args.repeat + 1):
+        tag = f" [{round_}/{args.repeat}]" if args.repeat > 1 else ""
+        limit = _fastest(limit, _case(f"1 limit: COPY row_to_json{tag}", "limit", rows=args.rows))
+        naive = _fastest(naive, _case(f"2 naive: Core + json.dumps{tag}", "naive", rows=args.rows))
+        exporter = _fastest(exporter, _case(f"3 exporter, one shard{tag}", "shard", env=shard_env))
+    _case("3 exporter, one shard, Python path", "shard", env=shard_env, python_path=True)
+    for level in GZIP_LEVELS:
+        _case(f"3 exporter, one shard, gzip {level}", "shard", env=shard_env, gzip_level=level)
+    big = None
+    if args.big:
+        big = _case(f"3 exporter, {args.rows:,}-row shard of {BIG_ROWS:,}", "shard",
+                    env={"DATABASE_URL": database_url(BIG_ROWS), "BENCH_SHARD_SIZE": str(args.rows)})
+    runs: dict[int, Measurement] = {}
+    if not args.no_e2e:
+        runs = _end_to_end(e2e_rows, args.e2e_shards, args.repeat)
+
+    print()
+    print(f"exporter vs limit {exporter.rows_per_second / limit.rows_per_second:.2f}, "
+          f"vs naive {exporter.rows_per_second / naive.rows_per_second:.2f} "
+          f"(rows/s ratios, fastest of {args.repeat} rounds each)")
+    if big:
+        print(f"shard worker peak RSS for {args.rows:,}-row shards: {exporter.peak_mb:.0f} MB from the "
+              f"{args.rows:,}-row table, {big.peak_mb:.0f} MB from the {BIG_ROWS:,}-row table")
+    if runs:
+        print(f"end to end ({e2e_rows:,} rows{'' if e2e_rows == args.rows else ', smaller by --e2e-rows'}): "
+              f"1 worker {runs[1].seconds:.1f} s, 2 workers {runs[2].seconds:.1f} s, "
+              f"speedup {runs[1].seconds / runs[2].seconds:.2f}; of the shard phase alone "
+              f"{runs[1].extra['shards_seconds'] / runs[2].extra['shards_seconds']:.2f} "
+              f"(the load is one job either way); fastest of {args.repeat} rounds")
+    print(f"wall time {time.monotonic() - started:.0f} s; load average {_load()}")
+    print(figure("exporter/limit", exporter.rows_per_second / limit.rows_per_second))
+    print(figure("exporter/naive", exporter.rows_per_second / naive.rows_per_second))
+    if runs:
+        print(figure("workers2/workers1", runs[1].seconds / runs[2].seconds))
+    print(figure("peak_mb_1m", exporter.peak_mb, 0))
+    if big:
+        print(figure("peak_mb_5m", big.peak_mb, 0))
+
+
+def _end_to_end(rows: int, shards: int, repeat: int) -> dict[int, Measurement]:
+    from api.demo.services import local_cloud
+
+    env = {
+        "FLASK_APP": "api",
+        "DATABASE_URL": database_url(rows),
+        "BENCH_SHARD_SIZE": str(math.ceil(rows / shards)),
+        "REDIS_URL": REDIS_URL,
+        "ETL_EXPORT_MODULES": "bench.exports",
+        "ETL_SYNC_BUCKET": "bq-etl-bench",
+        "ETL_BQ_DATASET": "bench",
+        "ETL_QUEUE": "bq-etl-bench",
+        "ETL_SHARD_RETRIES": "0",
+        "ETL_GZIP_LEVEL": "0",
+    }
+    runs: dict[int, Measurement] = {}
+    with local_cloud(WORK_DIR / "cloud", project="bq-etl-bench") as cloud:
+        for round_ in range(1, repeat + 1):
+            tag = f" [{round_}/{repeat}]" if repeat > 1 else ""
+            for workers in (1, 2):
+                m = _run("end_to_end", env={**env, **cloud.env()}, workers=workers,
+                         log_dir=str(WORK_DIR / "logs"))
+                label = f"4 end to end, {workers} worker{'s' if workers > 1 else ''}, {m.extra['shards']} shards{tag}"
+                print(row(label, m), flush=True)
+                print(f"{'':<6}plan {m.extra['plan_seconds']:.1f} s, shards {m.extra['shards_seconds']:.1f} s, "
+                      f"load {m.extra['load_seconds']:.1f} s", flush=True)
+                runs[workers] = _fastest(runs.get(workers), m)
+    return runs
+
+
+def _fastest(best: Measurement | None, new: Measurement) -> Measurement:
+    fastest = new if best is None or new.seconds < best.seconds else best
+    # The memory figure is the worst round's: a peak must not hide behind a fast run.
+    fastest.peak_mb = max(new.peak_mb, best.peak_mb if best else 0)
+    return fastest
+
+
+def _case(label: str, name: str, **kwargs) -> Measurement:
+    measurement = _run(name, **kwargs)
+    print(row(label, measurement), flush=True)
+    return measurement
+
+
+def _run(name: str, env: dict[str, str] | None = None, **kwargs) -> Measurement:
+    """Run a case with a fresh output folder, deleted afterwards (outputs are hundreds of MB)."""
+    out = WORK_DIR / "out" / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if name in ("limit", "naive"):
+        kwargs["out"] = str(out / f"{name}.json")
+    elif name == "shard":
+        kwargs["out_dir"] = str(out)
+    try:
+        return run_case(name, env=env, **kwargs)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

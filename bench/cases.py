@@ -1,0 +1,114 @@
+"""Cases 1 to 3, each meant to run alone in a fresh interpreter (see `bench.child`).
+
+Every case streams the whole result to a file and times only that: imports, app set-up and
+shard planning happen before the clock starts.
+"""
+from __future__ import annotations
+
+import cProfile
+import json
+import pstats
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import sqlalchemy as sa
+
+from api.events_join_data.manager import FETCH_ROWS
+
+from .table import database_url, visits
+
+
+@dataclass
+class Measurement:
+    """What one case did: rows and bytes written, seconds taken, the process's peak RSS."""
+
+    rows: int
+    bytes: int
+    seconds: float
+    peak_mb: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / 1e6 / self.seconds
+
+
+def limit(rows: int, out: str) -> Measurement:
+    """Case 1: PostgreSQL builds each row's JSON itself and COPY streams it into a file."""
+    engine = sa.create_engine(database_url(rows))
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.driver_connection.cursor()
+        started = perf_counter()
+        with open(out, "wb") as f:
+            with cursor.copy("COPY (SELECT row_to_json(t) FROM visits t) TO STDOUT") as copy:
+                for chunk in copy:
+                    f.write(chunk)
+        seconds = perf_counter() - started
+        return Measurement(rows=cursor.rowcount, bytes=Path(out).stat().st_size, seconds=seconds)
+    finally:
+        connection.close()
+        engine.dispose()
+
+
+def naive(rows: int, out: str) -> Measurement:
+    """Case 2: what one would write first: SQLAlchemy Core streams rows, `json.dumps` each."""
+    engine = sa.create_engine(database_url(rows))
+    count = 0
+    try:
+        with engine.connect() as connection:
+            started = perf_counter()
+            with open(out, "w", encoding="utf-8") as f:
+                result = connection.execution_options(yield_per=FETCH_ROWS).execute(sa.select(visits))
+                for row in result:
+                    f.write(json.dumps(dict(row._mapping), default=str))
+                    f.write("\n")
+                    count += 1
+            seconds = perf_counter() - started
+    finally:
+        engine.dispose()
+    return Measurement(rows=count, bytes=Path(out).stat().st_size, seconds=seconds)
+
+
+def shard(out_dir: str, gzip_level: int = 0, python_path: bool = False, profile: int = 0) -> Measurement:
+    """Case 3: the exporter's own shard path (query, serialize, validate, `Bucket.write`) into
+    a local file instead of Cloud Storage.
+
+    The app's database (DATABASE_URL) and the shard size (BENCH_SHARD_SIZE) come from the
+    environment, as they do for a worker. The middle shard of the plan is exported.
+    `python_path` turns PostgreSQL's line building off (`VisitsPythonPathExport`). With
+    `profile`, the export runs under cProfile and that many functions, by cumulative time,
+    are printed to stderr.
+    """
+    from api import create_app
+    from api.events_join_data.run import ExportRun, new_run_id
+
+    from .exports import VisitsExport, VisitsPythonPathExport
+    from .local_storage import local_bucket
+
+    app = create_app()
+    with app.app_context():
+        manager = VisitsPythonPathExport() if python_path else VisitsExport()
+        shards, planned = manager.plan()
+        chosen = shards[len(shards) // 2]
+        run = ExportRun(manager.table_name, new_run_id(), gzip_level=gzip_level)
+        bucket = local_bucket(Path(out_dir))
+        profiler = cProfile.Profile() if profile else None
+        started = perf_counter()
+        if profiler:
+            profiler.enable()
+        result = manager.export_shard(run, chosen, bucket)
+        if profiler:
+            profiler.disable()
+        seconds = perf_counter() - started
+    if profiler:
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(profile)
+    return Measurement(rows=result.rows, bytes=result.bytes, seconds=seconds,
+                       extra={"shards": len(shards), "shard": chosen.index, "table_rows": planned})

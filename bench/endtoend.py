@@ -1,0 +1,133 @@
+"""Case 4: a whole run through real RQ workers, the storage emulator and the BigQuery emulator.
+
+The workers are started first and left idle (as in production, where they are long-lived), so
+the wall time runs from `enqueue_run` to the load job's end: planning, every shard, the upload,
+the staging load, the count check and the live load.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from .cases import Measurement
+from .memory import peak_rss_mb
+
+POLL_SECONDS = 0.05
+STOP_SECONDS = 30
+
+
+class RunFailed(RuntimeError):
+    """A job of the bench run failed or did not finish in time."""
+
+
+def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
+    """Export the bench table with `workers` RQ workers and load it into the BigQuery emulator.
+
+    Settings come from the environment (`bench.__main__` sets them). The peak RSS is that of
+    the largest worker process or forked work horse.
+    """
+    import resource
+
+    from rq import Worker
+    from rq.job import Job
+
+    from api import create_app
+    from api.events_join_data.extension import state
+    from api.events_join_data.jobs import enqueue_run
+
+    from .exports import VisitsExport
+
+    table = VisitsExport.table_name
+    app = create_app()
+    with app.app_context():
+        exporter = state()
+        exporter.check()
+        exporter.redis.flushdb()
+        exporter.bucket.ensure_exists()
+        exporter.warehouse.ensure_dataset()
+        # Each run creates the table afresh, so 1 and 2 workers do the same work.
+        exporter.warehouse.client.delete_table(exporter.warehouse.table_id(table), not_found_ok=True)
+        deadline = time.monotonic() + timeout
+        processes = _start_workers(workers, Path(log_dir))
+        try:
+            _wait_for(lambda: Worker.count(connection=exporter.redis, queue=exporter.queue) == workers,
+                      deadline, "workers to register")
+            started = time.monotonic()
+            start_job = enqueue_run(exporter, table)
+            planned = _result(start_job, deadline)
+            load_job = Job.fetch(planned["load_job_id"], connection=exporter.redis)
+            summary = _result(load_job, deadline)
+            seconds = time.monotonic() - started
+            shard_jobs = Job.fetch_many(load_job.args[3], connection=exporter.redis)
+        finally:
+            _stop(processes)
+    if summary["status"] != "loaded" or summary["rows"] != planned["planned_rows"]:
+        raise RunFailed(f"the run did not load every row: {summary}")
+    return Measurement(
+        rows=summary["rows"], bytes=summary["bytes"], seconds=seconds,
+        peak_mb=peak_rss_mb(resource.RUSAGE_CHILDREN),
+        extra={
+            "workers": workers,
+            "shards": planned["shards"],
+            "plan_seconds": _span([start_job]),
+            "shards_seconds": _span(shard_jobs),
+            "load_seconds": _span([load_job]),
+        },
+    )
+
+
+def _start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for number in range(count):
+        with (log_dir / f"worker-{count}-{number}.log").open("wb") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "flask", "export", "worker"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            ))
+    return processes
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    # SIGTERM is RQ's warm shutdown: an idle worker exits at once.
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _result(job: Any, deadline: float) -> Any:
+    """The job's return value once it has finished; RunFailed if it fails or time runs out."""
+    def done() -> bool:
+        status = job.get_status(refresh=True)
+        if status in ("failed", "canceled", "stopped"):
+            raise RunFailed(f"job {job.id} {status}: {job.exc_info}")
+        return status == "finished"
+
+    _wait_for(done, deadline, f"job {job.id}")
+    job.refresh()  # for its timestamps
+    return job.return_value()
+
+
+def _wait_for(condition: Callable[[], bool], deadline: float, what: str) -> None:
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RunFailed(f"timed out waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def _span(jobs: list[Any]) -> float:
+    """Seconds from the first job's start to the last one's end (RQ records both)."""
+    starts: list[datetime] = [job.started_at for job in jobs]
+    ends: list[datetime] = [job.ended_at for job in jobs]
+    return (max(ends) - min(starts)).total_seconds()
