@@ -118,8 +118,19 @@ class ExportShardManager:
                 yield from built
                 return
             statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
+            # A Core result on the session's connection: rows as `lookup` gives them, without the
+            # ORM's result handling.
+            result = self.session.connection().execute(statement)
             encode = self.encoder.encode
-            for batch in self.session.execute(statement).partitions():
+            keys = tuple(result.keys())
+            kind = type(self)
+            if (kind.to_record is ExportShardManager.to_record and kind.records is ExportShardManager.records
+                    and len(set(keys)) == len(keys)):
+                # The default records, built without a Row mapping each; a batch's lines in one item.
+                for batch in result.partitions():
+                    yield b"".join([encode(dict(zip(keys, row))) for row in batch])
+                return
+            for batch in result.partitions():
                 for record in self.records(batch):
                     yield encode(record)
         finally:

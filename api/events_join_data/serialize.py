@@ -75,11 +75,12 @@ class RecordEncoder:
 
 def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Converter:
     compiled = tuple(
-        (field.name, _field_converter(field, zone), field.mode == "REQUIRED", _expected(field))
+        (field.name, converter, field.mode == "REQUIRED", _expected(field), _PLAIN_TYPES.get(converter))
         for field in fields
+        for converter in (_field_converter(field, zone),)
     )
-    names = frozenset(name for name, _, _, _ in compiled)
-    columns = ", ".join(name for name, _, _, _ in compiled)
+    names = frozenset(item[0] for item in compiled)
+    columns = ", ".join(item[0] for item in compiled)
 
     def convert(record: Any) -> dict[str, Any]:
         if type(record) is not dict and not isinstance(record, Mapping):
@@ -92,11 +93,19 @@ def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Con
             )
         get = record.get
         row = {}
-        for name, converter, required, expected in compiled:
+        for name, converter, required, expected, plain in compiled:
             value = get(name)
             if value is None:  # SQL NULL: left out of the line
                 if required:
                     raise _Invalid(None, expected, "the column is REQUIRED", f".{name}")
+                continue
+            # The commonest valid values inline: a converter call per value would dominate the cost.
+            if type(value) is plain and (
+                plain is str and value.isascii()
+                or plain is int and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+                or plain is bool
+            ):
+                row[name] = value
                 continue
             try:
                 row[name] = converter(value)
@@ -141,10 +150,18 @@ def _field_converter(field: SchemaField, zone: tzinfo | None) -> Converter:
 
 def _array_converter(element: Converter, element_type: str) -> Converter:
     expected = f"ARRAY<{element_type}>"
+    plain = _PLAIN_TYPES.get(element)
 
     def convert(value: Any) -> list[Any]:
         if type(value) is not list and not isinstance(value, (list, tuple)):
             raise _Invalid(value, expected)
+        if plain is str and type(value) is list:
+            # An array of ASCII strings, the common case, is written as it is.
+            for item in value:
+                if type(item) is not str or not item.isascii():
+                    break
+            else:
+                return value
         out = []
         for index, item in enumerate(value):
             if item is None:
@@ -312,7 +329,11 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
         value_zone = value.tzinfo
         if value_zone is _UTC:
             return _utc_text(value)
-        if value_zone is None or value.utcoffset() is None:
+        offset = None if value_zone is None else value.utcoffset()
+        if offset is not None and not offset:
+            # Already UTC (a database session in UTC gives ZoneInfo("Etc/UTC")): no shift needed.
+            return _utc_text(value.replace(tzinfo=None))
+        if offset is None:
             if zone is None:
                 raise _Invalid(
                     value, "TIMESTAMP", "naive datetime and no time zone declared for naive timestamps"
@@ -456,3 +477,7 @@ _SIMPLE: dict[str, Converter] = {
     "TIME": _time,
     "JSON": _json,
 }
+
+# Converters whose commonest valid input (of exactly this type: ASCII str, int within 2**53,
+# bool) is written unchanged, so callers can skip the call for it.
+_PLAIN_TYPES: dict[Converter, type] = {_string: str, _integer: int, _boolean: bool}
