@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .run import Shard
 
 #: Rows per round of the stream; one round's lines are joined into one chunk of bytes.
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 2_000
 
 _MAX_SAFE_INTEGER = 2**53 - 1
 # The encoder refuses JSON containers nested this deep (serialize._MAX_JSON_DEPTH). (JSON numbers

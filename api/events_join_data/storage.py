@@ -10,7 +10,7 @@ from google.cloud import storage
 
 #: Lines are buffered in memory up to this size before spilling to a temporary file, so a
 #: shard's memory stays flat however large the shard is.
-SPOOL_BYTES = 8 * 1024 * 1024
+SPOOL_BYTES = 1024 * 1024
 #: Lines are joined into writes of about this size.
 _WRITE_BYTES = 512 * 1024
 
