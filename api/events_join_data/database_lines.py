@@ -128,14 +128,9 @@ def database_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes]
 # --- when the fast path applies ------------------------------------------------------------------
 
 def _plain_manager(manager: ExportShardManager) -> bool:
-    # manager.py imports this module, so the base class is looked up here, at call time.
-    from .manager import ExportShardManager
-
-    kind = type(manager)
     return (
         manager.database_lines
-        and kind.to_record is ExportShardManager.to_record
-        and kind.records is ExportShardManager.records
+        and manager.records_are_columns()
         and all(TYPE_NAMES[field.field_type] != "RECORD" for field in manager.schema)
     )
 

@@ -61,6 +61,12 @@ class ExportShardManager:
         (see `lookup`) instead of once per row."""
         return map(self.to_record, rows)
 
+    @classmethod
+    def records_are_columns(cls) -> bool:
+        """True when a record is just its row's columns (neither `to_record` nor `records` is
+        overridden), so the machinery may build records, or whole lines, its own faster way."""
+        return cls.to_record is ExportShardManager.to_record and cls.records is ExportShardManager.records
+
     def lookup(self, statement: Select) -> list[Row]:
         """Run a side query for `records`, on a connection of its own: the shard's main query is
         still streaming on the session's connection (MariaDB cannot interleave the two)."""
@@ -123,9 +129,7 @@ class ExportShardManager:
             result = self.session.connection().execute(statement)
             encode = self.encoder.encode
             keys = tuple(result.keys())
-            kind = type(self)
-            if (kind.to_record is ExportShardManager.to_record and kind.records is ExportShardManager.records
-                    and len(set(keys)) == len(keys)):
+            if self.records_are_columns() and len(set(keys)) == len(keys):
                 # The default records, built without a Row mapping each; a batch's lines in one item.
                 for batch in result.partitions():
                     yield b"".join([encode(dict(zip(keys, row))) for row in batch])
