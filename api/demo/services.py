@@ -34,7 +34,10 @@ POLL_INTERVAL = 0.1
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 30
 
-_BIN = Path(sys.executable).parent
+# The emulators live in a venv of their own (`make venv` builds it): their dependencies
+# (pyarrow, numpy, duckdb) would otherwise sit in the exporter's process and distort what a
+# worker costs. BQ_ETL_EMULATORS names another such venv.
+_BIN = Path(os.environ.get("BQ_ETL_EMULATORS", Path(__file__).resolve().parents[2] / ".venv-emulators")) / "bin"
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
@@ -175,14 +178,9 @@ def ensure_duckdb_spatial() -> None:
     Idempotent and ~0.1 s when already installed; without it bqemulator tries
     to download the extension, which fails offline.
     """
-    import duckdb
-    from duckdb_extensions import import_extension
-
-    con = duckdb.connect()
-    try:
-        import_extension("spatial", con=con)
-    finally:
-        con.close()
+    script = ("import duckdb; from duckdb_extensions import import_extension; "
+              "con = duckdb.connect(); import_extension('spatial', con=con); con.close()")
+    subprocess.run([str(_BIN / "python"), "-c", script], check=True)
 
 
 def free_port() -> int:
