@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -70,7 +70,6 @@ class RunSummary:
     bytes: int = 0
     seconds: float = 0.0
     status: str = "loaded"  # or "superseded": a newer run had already loaded
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
