@@ -71,7 +71,8 @@ def bench(args: argparse.Namespace) -> None:
         limit = _fastest(limit, _case(f"1 limit: COPY row_to_json{tag}", "limit", rows=args.rows))
         naive = _fastest(naive, _case(f"2 naive: Core + json.dumps{tag}", "naive", rows=args.rows))
         exporter = _fastest(exporter, _case(f"3 exporter, one shard{tag}", "shard", env=shard_env))
-    _case("3 exporter, one shard, Python path", "shard", env=shard_env, python_path=True)
+    python_path = _case("3 exporter, one shard, Python path", "shard", env=shard_env, python_path=True)
+    reference = _case("   for scale: psycopg + orjson, no checks", "reference", rows=args.rows)
     for level in GZIP_LEVELS:
         _case(f"3 exporter, one shard, gzip {level}", "shard", env=shard_env, gzip_level=level)
     big = None
@@ -86,6 +87,8 @@ def bench(args: argparse.Namespace) -> None:
     print(f"exporter vs limit {exporter.rows_per_second / limit.rows_per_second:.2f}, "
           f"vs naive {exporter.rows_per_second / naive.rows_per_second:.2f} "
           f"(rows/s ratios, fastest of {args.repeat} rounds each)")
+    print(f"Python path vs naive {python_path.rows_per_second / naive.rows_per_second:.2f}; an unchecked "
+          f"psycopg + orjson loop vs naive {reference.rows_per_second / naive.rows_per_second:.2f} (one round each)")
     if big:
         print(f"shard worker peak RSS for {args.rows:,}-row shards: {exporter.peak_mb:.0f} MB from the "
               f"{args.rows:,}-row table, {big.peak_mb:.0f} MB from the {BIG_ROWS:,}-row table")
@@ -98,6 +101,7 @@ def bench(args: argparse.Namespace) -> None:
     print(f"wall time {time.monotonic() - started:.0f} s; load average {_load()}")
     print(figure("exporter/limit", exporter.rows_per_second / limit.rows_per_second))
     print(figure("exporter/naive", exporter.rows_per_second / naive.rows_per_second))
+    print(figure("python/naive", python_path.rows_per_second / naive.rows_per_second))
     if runs:
         print(figure("workers2/workers1", runs[1].seconds / runs[2].seconds))
     print(figure("peak_mb_1m", exporter.peak_mb, 0))
@@ -153,7 +157,7 @@ def _run(name: str, env: dict[str, str] | None = None, **kwargs) -> Measurement:
     out = WORK_DIR / "out" / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    if name in ("limit", "naive"):
+    if name in ("limit", "naive", "reference"):
         kwargs["out"] = str(out / f"{name}.json")
     elif name == "shard":
         kwargs["out_dir"] = str(out)

@@ -77,6 +77,33 @@ def naive(rows: int, out: str) -> Measurement:
     return Measurement(rows=count, bytes=Path(out).stat().st_size, seconds=seconds)
 
 
+def reference(rows: int, out: str) -> Measurement:
+    """The issue's yardstick for a Python loop: psycopg's server-side cursor and `orjson.dumps`
+    per row (`default=str`), with no validation: what the Python path costs beyond it is the
+    price of SQLAlchemy's rows and of refusing bad values."""
+    import orjson
+
+    engine = sa.create_engine(database_url(rows))
+    connection = engine.raw_connection()
+    count = 0
+    try:
+        cursor = connection.driver_connection.cursor(name="reference")
+        started = perf_counter()
+        with open(out, "wb") as f:
+            cursor.execute("SELECT * FROM visits")
+            keys = [column.name for column in cursor.description]
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                f.write(b"".join([orjson.dumps(dict(zip(keys, row)), default=str,
+                                               option=orjson.OPT_APPEND_NEWLINE) for row in batch]))
+                count += len(batch)
+        seconds = perf_counter() - started
+        cursor.close()
+    finally:
+        connection.close()
+        engine.dispose()
+    return Measurement(rows=count, bytes=Path(out).stat().st_size, seconds=seconds)
+
+
 def shard(out_dir: str, gzip_level: int = 0, python_path: bool = False, profile: int = 0) -> Measurement:
     """Case 3: the exporter's own shard path (query, serialize, validate, `Bucket.write`) into
     a local file instead of Cloud Storage.

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .database_lines import database_lines
+from .json_values import fast_json
 from .run import ExportRun, Shard, ShardResult
 from .schema import load_schema
 from .serialize import RecordEncoder
@@ -124,19 +125,21 @@ class ExportShardManager:
                 yield from built
                 return
             statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
-            # A Core result on the session's connection: rows as `lookup` gives them, without the
-            # ORM's result handling.
-            result = self.session.connection().execute(statement)
-            encode = self.encoder.encode
-            keys = tuple(result.keys())
-            if self.records_are_columns() and len(set(keys)) == len(keys):
-                # The default records, built without a Row mapping each; a batch's lines in one item.
+            connection = self.session.connection()
+            with fast_json(connection):
+                # A Core result on the session's connection: rows as `lookup` gives them, without
+                # the ORM's result handling.
+                result = connection.execute(statement)
+                encode = self.encoder.encode
+                keys = tuple(result.keys())
+                if self.records_are_columns() and len(set(keys)) == len(keys):
+                    # The default records, built without a Row mapping each; a batch's lines in one item.
+                    for batch in result.partitions():
+                        yield b"".join([encode(dict(zip(keys, row))) for row in batch])
+                    return
                 for batch in result.partitions():
-                    yield b"".join([encode(dict(zip(keys, row))) for row in batch])
-                return
-            for batch in result.partitions():
-                for record in self.records(batch):
-                    yield encode(record)
+                    for record in self.records(batch):
+                        yield encode(record)
         finally:
             self.session.rollback()
 

@@ -27,6 +27,9 @@ _UINT64_MAX = 2**64 - 1
 _MAX_JSON_DEPTH = 200
 _ONE_DAY = timedelta(days=1)
 _UTC = timezone.utc
+# Converters hand orjson a datetime, date or time it writes in BigQuery's form as it is: an
+# aware datetime only when in UTC (written with "Z"), never a naive one meaning UTC.
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
 
 
 class _Invalid(Exception):
@@ -68,7 +71,7 @@ class RecordEncoder:
             key = record.get(self.key_column) if isinstance(record, Mapping) else None
             # Paths start with the "." a nested field adds; a top-level column has none.
             raise RecordError(self.table, key, e.path[1:], e.value, e.expected, e.reason) from None
-        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(row, option=_LINE_OPTIONS)
 
 
 # --- compiling a schema into converters ---------------------------------------------------------
@@ -328,11 +331,11 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
             raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else "")
         value_zone = value.tzinfo
         if value_zone is _UTC:
-            return _utc_text(value)
+            return _utc(value)
         offset = None if value_zone is None else value.utcoffset()
         if offset is not None and not offset:
             # Already UTC (a database session in UTC gives ZoneInfo("Etc/UTC")): no shift needed.
-            return _utc_text(value.replace(tzinfo=None))
+            return _utc(value)
         if offset is None:
             if zone is None:
                 raise _Invalid(
@@ -345,12 +348,12 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
             value = value.astimezone(_UTC)
         except OverflowError:
             raise _Invalid(value, "TIMESTAMP", "in UTC it falls outside years 1 to 9999") from None
-        return _utc_text(value)
+        return _utc(value)
 
     return convert
 
 
-def _datetime(value: Any) -> str:
+def _datetime(value: Any) -> datetime | str:
     if type(value) is not datetime and not isinstance(value, datetime):
         raise _Invalid(value, "DATETIME")
     if value.tzinfo is not None:
@@ -361,23 +364,23 @@ def _datetime(value: Any) -> str:
                 "pass it naive, or declare the column TIMESTAMP",
             )
         value = value.replace(tzinfo=None)
-    return _wall_clock_text(value)
+    return _wall_clock(value)
 
 
-def _date(value: Any) -> str:
+def _date(value: Any) -> date | str:
     if type(value) is date:
-        return orjson.dumps(value)[1:-1].decode()
+        return value  # orjson writes YYYY-MM-DD
     if not isinstance(value, date) or isinstance(value, datetime):
         reason = "a datetime would lose its time of day" if isinstance(value, datetime) else ""
         raise _Invalid(value, "DATE", reason)
     return value.isoformat()
 
 
-def _time(value: Any) -> str:
+def _time(value: Any) -> time | str:
     if isinstance(value, time):
         if value.tzinfo is not None:
             raise _Invalid(value, "TIME", "a TIME column has no time zone")
-        return _wall_clock_text(value)
+        return _wall_clock(value)
     if isinstance(value, timedelta):
         # MariaDB/pymysql hand TIME back as a timedelta, which may be negative or over a day.
         if not timedelta(0) <= value < _ONE_DAY:
@@ -388,7 +391,22 @@ def _time(value: Any) -> str:
 
 
 # orjson formats dates and times several times faster than isoformat(), but only of the exact
-# types, and it leaves out a zero fraction where BigQuery's canonical form has six digits.
+# types, and it leaves out a zero fraction where BigQuery's canonical form has six digits: such
+# values are handed to it as they are, the others as text.
+
+def _utc(value: datetime) -> datetime | str:
+    """What the line holds for a datetime in UTC (aware, offset zero)."""
+    if value.microsecond and type(value) is datetime:
+        return value
+    return _utc_text(value)
+
+
+def _wall_clock(value: datetime | time) -> datetime | time | str:
+    """What the line holds for a naive datetime or time."""
+    if value.microsecond and (type(value) is datetime or type(value) is time):
+        return value
+    return _wall_clock_text(value)
+
 
 def _utc_text(value: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SS.ffffffZ` of a datetime in UTC, or naive and meaning UTC."""

@@ -45,10 +45,11 @@ class Warehouse:
         The files are loaded into a staging table and counted; only when that holds exactly
         `expected_rows` is the live table replaced, so a file BigQuery rejects, or files that
         hold other than the rows the shards wrote, leave the live table as it was. The replace
-        is a copy job (WRITE_TRUNCATE: atomic, and no second read of the files) while the live
-        schema matches the file; on the first run or after a schema change it is a load of the
-        same, proven files, which takes the new schema. The live schema and count are checked
-        again afterwards, as a tripwire: a failure there is raised, but the data is live.
+        is a copy job (WRITE_TRUNCATE: atomic, and no second read of the files) when the live
+        table is missing (a first run) or its schema matches the file; after a schema change it
+        is a load of the same, proven files, which takes the new schema. The live schema and
+        count are checked again afterwards, as a tripwire: a failure there is raised, but the
+        data is live.
         """
         staging = f"{table}__staging_{staging_suffix}"
         try:
@@ -59,7 +60,9 @@ class Warehouse:
                     f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
                     f"from {len(uris)} files; the live table was left as it was"
                 )
-            if self._schema_matches(table, schema):
+            live = self.live_schema(table)
+            if live is None or _shape(live) == _shape(schema):
+                # A copy creates a missing table with the staging table's (the file's) schema.
                 self._copy(staging, table)
             else:
                 self._load(table, uris, schema)

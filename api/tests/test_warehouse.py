@@ -94,3 +94,15 @@ def test_a_column_dropped_and_one_retyped_reach_the_live_table(warehouse):
 
     assert [(f.name, f.field_type) for f in warehouse.live_schema("t")] == [("id", "INTEGER"), ("name", "INTEGER")]
     assert rows("t") == [(1, 7)]
+
+
+def test_a_first_replace_reads_the_files_once_and_copies_the_counted_rows(warehouse):
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a"}\n'])
+    before = {job.job_id for job in warehouse.client.list_jobs()}
+
+    warehouse.replace("t", [first], SCHEMA, expected_rows=1, staging_suffix="run1")
+
+    jobs = [job for job in warehouse.client.list_jobs() if job.job_id not in before]
+    assert sorted(job.job_type for job in jobs if job.job_type != "query") == ["copy", "load"]
+    assert rows("t") == [(1, "a")]
+    assert [(f.name, f.mode) for f in warehouse.live_schema("t")] == [("id", "REQUIRED"), ("name", "NULLABLE")]
