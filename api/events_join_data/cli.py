@@ -1,4 +1,4 @@
-"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker."""
+"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep."""
 from __future__ import annotations
 
 import functools
@@ -94,6 +94,27 @@ def schedule(cadence: str) -> None:
     click.echo(f"{cadence}: {len(jobs)} tables enqueued")
 
 
+@export_cli.command("sweep")
+@click.option("--older-than", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Give up runs started longer ago than this (default ETL_SWEEP_AFTER).")
+@_clear_errors
+def sweep_runs(older_than: int | None) -> None:
+    """Remove the files and staging tables of runs that died without cleaning up."""
+    from datetime import timedelta
+
+    from .sweeper import sweep
+
+    exporter = state()
+    exporter.check()
+    report = sweep(exporter, timedelta(seconds=older_than or exporter.config.sweep_after))
+    for run in report.runs:
+        click.echo(f"swept {run}")
+    for run in report.busy:
+        click.echo(f"left {run}: its load job is running")
+    click.echo(f"{len(report.runs)} stale runs swept: {report.objects} files, "
+               f"{len(report.staging_tables)} staging tables")
+
+
 @export_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @_clear_errors
@@ -110,11 +131,12 @@ def worker(burst: bool) -> None:
 
 @export_cli.command("register-schedules")
 @_clear_errors
-def register_schedules() -> None:
-    """Register the four cadences with rq-scheduler (for deployments without system cron)."""
-    from .scheduling import register_cadences
+def register_schedules_command() -> None:
+    """Register the four cadences and the daily sweep with rq-scheduler (for deployments
+    without system cron)."""
+    from .scheduling import register_schedules
 
     exporter = state()
     exporter.check()
-    for cadence, job_id in register_cadences(exporter):
-        click.echo(f"{cadence.value}: '{cadence.cron}' as scheduler job {job_id}")
+    for name, cron, job_id in register_schedules(exporter):
+        click.echo(f"{name}: '{cron}' as scheduler job {job_id}")

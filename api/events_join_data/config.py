@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "ETL_LOCK_TIMEOUT": 60,
     "ETL_LOCK_WAIT": 1800,
     "ETL_GZIP_LEVEL": 0,
+    "ETL_SWEEP_AFTER": 24 * 3600,  # `flask export sweep` gives up runs started longer ago
 }
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
@@ -53,6 +54,7 @@ class ExportConfig:
     lock_timeout: int
     lock_wait: int
     gzip_level: int
+    sweep_after: int
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> "ExportConfig":
@@ -110,7 +112,17 @@ class ExportConfig:
             lock_timeout=number("ETL_LOCK_TIMEOUT", 5, 3600),
             lock_wait=number("ETL_LOCK_WAIT", 0, 7 * 24 * 3600),
             gzip_level=number("ETL_GZIP_LEVEL", 0, 9),
+            sweep_after=number("ETL_SWEEP_AFTER", 60, 90 * 24 * 3600),
         )
+        # A run still within its timeouts must never be swept.
+        longest_run = (settings["shard_timeout"] * (settings["shard_retries"] + 1) + sum(intervals)
+                       + settings["lock_wait"] + settings["load_timeout"])
+        if settings["sweep_after"] <= longest_run:
+            problems.append(
+                f"ETL_SWEEP_AFTER must be more than the longest a run can take by its timeouts "
+                f"(ETL_SHARD_TIMEOUT x (ETL_SHARD_RETRIES + 1) + ETL_SHARD_RETRY_INTERVALS + ETL_LOCK_WAIT "
+                f"+ ETL_LOAD_TIMEOUT = {longest_run} s), got {settings['sweep_after']}"
+            )
         if problems:
             raise ConfigError("bq-etl is not configured: " + "; ".join(problems))
         return cls(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Any, Callable
 
 from flask import has_app_context
@@ -71,7 +73,7 @@ def start_run(table: str) -> dict[str, Any]:
     run = ExportRun(table, new_run_id(), gzip_level=config.gzip_level)
     started = time.time()
     shards, rows = manager.plan()
-    load_id = _job_id(run, "load")
+    load_id = load_job_id(run)
     retry = Retry(max=config.shard_retries, interval=list(config.shard_retry_intervals) or 0) \
         if config.shard_retries else None
     shard_jobs = [
@@ -92,7 +94,7 @@ def start_run(table: str) -> dict[str, Any]:
     )
     if exporter.redis.exists(_abandoned_key(run.run_id)):
         # A shard failed for good before the load job existed for its callback to cancel.
-        _abandon(table, run.run_id, load_job.id, exporter.redis)
+        abandon_run(table, run.run_id, load_job.id, exporter.redis)
     event(logging.INFO, "run planned", table=table, run_id=run.run_id, shards=len(shards), rows=rows)
     return {"table": table, "run_id": run.run_id, "shards": len(shards), "planned_rows": rows, "load_job_id": load_id}
 
@@ -125,13 +127,22 @@ def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str],
     return load(exporter, manager, run, results, started).to_dict()
 
 
+@_in_app
+def sweep_stale_runs() -> dict[str, Any]:
+    """Job form of `flask export sweep`, for rq-scheduler's daily entry."""
+    from .sweeper import sweep  # the sweeper gives runs up through this module
+
+    exporter = state()
+    return asdict(sweep(exporter, timedelta(seconds=exporter.config.sweep_after)))
+
+
 def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback of a shard: once retries are spent, give the whole run up."""
     if job.retries_left:
         return  # RQ will run it again
     event(logging.ERROR, "shard failed for good; abandoning run", table=job.meta.get("table"),
           run_id=job.meta.get("run_id"), job=job.id, error=repr(exc_value))
-    _abandon(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
+    abandon_run(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
 
 
 def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
@@ -141,23 +152,31 @@ def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> Non
 
 
 @_in_app
-def _abandon(table: str, run_id: str, load_job_id: str, connection) -> None:
+def abandon_run(table: str, run_id: str, load_id: str, connection) -> int:
+    """Give a run up: mark it abandoned (late shards then discard their files), cancel its
+    waiting shard jobs and its load job, delete its files; return how many files there were."""
     connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
     try:
-        load_job = Job.fetch(load_job_id, connection=connection)
+        load_job = Job.fetch(load_id, connection=connection)
     except NoSuchJobError:
         load_job = None  # start_run has not enqueued it yet; it checks the abandoned key after
     if load_job is not None:
-        for sibling in Job.fetch_many(load_job.args[3], connection=connection):
-            if sibling is not None and sibling.get_status() in ("queued", "scheduled", "deferred"):
-                sibling.cancel()
-        if load_job.get_status() != "canceled":
-            load_job.cancel()
-    state().bucket.delete_prefix(f"{table}/{run_id}/")
+        for job in [*Job.fetch_many(load_job.args[3], connection=connection), load_job]:
+            if job is not None and job.get_status() in _WAITING:
+                job.cancel()
+    return state().bucket.delete_prefix(ExportRun(table, run_id).prefix)
+
+
+_WAITING = ("queued", "scheduled", "deferred")
 
 
 def _abandoned_key(run_id: str) -> str:
     return f"bq-etl:abandoned:{run_id}"
+
+
+def load_job_id(run: ExportRun) -> str:
+    """The id of a run's load job, known before it is enqueued."""
+    return _job_id(run, "load")
 
 
 def _job_id(run: ExportRun, part: str) -> str:

@@ -7,10 +7,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+_RUN_ID_TIME = "%Y%m%dT%H%M%S%fZ"
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by start time (so 'older run' is a string comparison) and is unique."""
     now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+    return f"{now:{_RUN_ID_TIME}}-{secrets.token_hex(3)}"
+
+
+def run_started(run_id: str) -> datetime:
+    """When the run with this id started (UTC), read from the id."""
+    return datetime.strptime(run_id.partition("-")[0], _RUN_ID_TIME).replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

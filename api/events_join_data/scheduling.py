@@ -1,11 +1,16 @@
-"""The four cadences as rq-scheduler cron entries, for deployments without system cron."""
+"""The four cadences and the daily sweep as rq-scheduler cron entries, for deployments without
+system cron (the same times as api/cron/crontab)."""
 from __future__ import annotations
 
 from rq_scheduler import Scheduler
 
 from .cadence import Cadence
 from .extension import ExporterState
-from .jobs import schedule_cadence
+from .jobs import schedule_cadence, sweep_stale_runs
+
+#: When `flask export sweep` runs (UTC, daily): a quiet hour, after midnight's runs.
+SWEEP_CRON = "30 4 * * *"
+SWEEP_JOB_ID = "bq-etl-sweep"
 
 
 def scheduler_job_id(cadence: Cadence) -> str:
@@ -13,15 +18,15 @@ def scheduler_job_id(cadence: Cadence) -> str:
     return f"bq-etl-cadence-{cadence.value}"
 
 
-def register_cadences(exporter: ExporterState) -> list[tuple[Cadence, str]]:
-    """(Re-)register one cron entry per cadence; return (cadence, scheduler job id) pairs."""
+def register_schedules(exporter: ExporterState) -> list[tuple[str, str, str]]:
+    """(Re-)register one cron entry per cadence and one for the sweep; return (name, cron
+    expression, scheduler job id) of each."""
     scheduler = Scheduler(queue=exporter.queue, connection=exporter.redis)
-    registered = []
-    for cadence in Cadence:
-        job_id = scheduler_job_id(cadence)
+    entries = [(c.value, c.cron, scheduler_job_id(c), schedule_cadence, [c.value]) for c in Cadence]
+    entries.append(("sweep", SWEEP_CRON, SWEEP_JOB_ID, sweep_stale_runs, []))
+    for _, cron, job_id, func, args in entries:
         if job_id in scheduler:
             scheduler.cancel(job_id)
-        scheduler.cron(cadence.cron, func=schedule_cadence, args=[cadence.value], id=job_id,
-                       queue_name=exporter.queue.name, use_local_timezone=False)
-        registered.append((cadence, job_id))
-    return registered
+        scheduler.cron(cron, func=func, args=args, id=job_id, queue_name=exporter.queue.name,
+                       use_local_timezone=False)
+    return [(name, cron, job_id) for name, cron, job_id, _, _ in entries]

@@ -26,6 +26,17 @@ class Warehouse:
         """Create the dataset if it does not exist."""
         self.client.create_dataset(f"{self.client.project}.{self.dataset}", exists_ok=True)
 
+    def tables(self) -> list[str]:
+        """The names of the dataset's tables; none if the dataset does not exist yet."""
+        try:
+            return [item.table_id for item in self.client.list_tables(f"{self.client.project}.{self.dataset}")]
+        except NotFound:
+            return []
+
+    def drop(self, table: str) -> None:
+        """Delete a table of the dataset, if it exists."""
+        self.client.delete_table(self.table_id(table), not_found_ok=True)
+
     def row_count(self, table: str) -> int:
         """COUNT(*) of a table, by query (table metadata can lag behind a load)."""
         sql = f"SELECT COUNT(*) AS n FROM `{self.table_id(table)}`"

@@ -3,10 +3,13 @@
 `FlakyTracksExport` raises while exporting the row whose key is in the Redis hash
 `fault:<table>` for as many attempts as the hash says, so a test decides in Redis how many
 times a shard fails in a real worker process. `BadTracksExport` writes a number into a
-STRING column for one row, to show the schema error a worker reports.
+STRING column for one row, to show the schema error a worker reports. `KilledTracksExport`
+kills its own work horse with SIGKILL at one row, as the OOM killer would.
 """
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from sqlalchemy import Row, Select, select
@@ -55,3 +58,16 @@ class BadTracksExport(FlakyTracksExport):
         if row.id == self.bad_id:
             record["name"] = 42
         return record
+
+
+class KilledTracksExport(FlakyTracksExport):
+    """Care tracks whose work horse dies outright (SIGKILL) at one row: no exception, no
+    failure callback."""
+
+    table_name = "killed_tracks"
+    killed_id = 3
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if row.id == self.killed_id:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return dict(row._mapping)

@@ -1,14 +1,18 @@
 """`flask export ...` as an operator uses it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from rq import Queue
 from rq_scheduler import Scheduler
 
 from api.demo.seed import seed
 from api.events_join_data.cadence import Cadence
 from api.events_join_data.extension import state
-from api.events_join_data.jobs import schedule_cadence, start_run
-from api.events_join_data.scheduling import scheduler_job_id
+from api.events_join_data.jobs import schedule_cadence, start_run, sweep_stale_runs
+from api.events_join_data.scheduling import SWEEP_CRON, SWEEP_JOB_ID, scheduler_job_id
+
+CRONTAB = Path(__file__).resolve().parents[1] / "cron" / "crontab"
 
 
 def test_list_shows_every_table_with_its_cadence_and_schema_file(app):
@@ -72,17 +76,28 @@ def test_an_unreachable_redis_is_a_clear_error(app):
     assert "Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer" in result.output
 
 
-def test_register_schedules_adds_one_cron_entry_per_cadence(app, redis):
+def test_register_schedules_adds_one_cron_entry_per_cadence_and_one_for_the_sweep(app, redis):
     result = app.test_cli_runner().invoke(args=["export", "register-schedules"])
     again = app.test_cli_runner().invoke(args=["export", "register-schedules"])
 
     assert result.exit_code == 0 and again.exit_code == 0, result.output + again.output
     scheduler = Scheduler(queue=state().queue, connection=redis)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert sorted(jobs) == sorted(scheduler_job_id(c) for c in Cadence)  # registering twice does not double
+    # Registering twice does not double.
+    assert sorted(jobs) == sorted([scheduler_job_id(c) for c in Cadence] + [SWEEP_JOB_ID])
     hourly = jobs[scheduler_job_id(Cadence.HOURLY)]
     assert hourly.meta["cron_string"] == "0 * * * *"
     assert (hourly.func, hourly.args) == (schedule_cadence, ["hourly"])
+    assert (jobs[SWEEP_JOB_ID].meta["cron_string"], jobs[SWEEP_JOB_ID].func) == (SWEEP_CRON, sweep_stale_runs)
+
+
+def test_the_crontab_runs_each_cadence_and_the_sweep_at_their_times():
+    entries = [line for line in CRONTAB.read_text().splitlines() if line.strip() and not line.startswith(("#", "CRON_TZ"))]
+    # "<five time fields>  cd /app && <command>  >> <log>"
+    schedule = [(" ".join(line.split()[:5]), line.split("&&")[1].split(">>")[0].strip()) for line in entries]
+
+    assert schedule == [
+        *((c.cron, f"flask export schedule {c.value}") for c in Cadence), (SWEEP_CRON, "flask export sweep")]
 
 
 def test_a_due_cron_entry_enqueues_its_cadence_tables(app, redis):

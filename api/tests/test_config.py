@@ -53,3 +53,13 @@ def test_environment_variables_override_the_defaults():
     assert values["ETL_SYNC_BUCKET"] == "from-env"
     assert values["ETL_QUEUE"] == "exports"
     assert values["ETL_BQ_DATASET"] == "events_join_data"
+
+
+def test_a_sweep_that_could_catch_a_live_run_is_refused():
+    settings = {**GOOD, "ETL_SHARD_TIMEOUT": 600, "ETL_SHARD_RETRIES": 2, "ETL_SHARD_RETRY_INTERVALS": "5,30",
+                "ETL_LOCK_WAIT": 300, "ETL_LOAD_TIMEOUT": 900}
+
+    assert ExportConfig.from_mapping({**settings, "ETL_SWEEP_AFTER": 3036}).sweep_after == 3036
+    with pytest.raises(ConfigError, match=r"ETL_SWEEP_AFTER must be more than the longest a run can take by its "
+                                          r"timeouts \(.*= 3035 s\), got 3035"):
+        ExportConfig.from_mapping({**settings, "ETL_SWEEP_AFTER": 3035})
