@@ -2,7 +2,7 @@
 
 The workers are started first and left idle (as in production, where they are long-lived), so
 the wall time runs from `enqueue_run` to the load job's end: planning, every shard, the upload,
-the staging load, the count check and the live load.
+the staging load, the count check and the copy into the live table.
 """
 from __future__ import annotations
 
