@@ -8,6 +8,7 @@ import time
 from datetime import timezone
 
 import pytest
+from rq import Queue
 from rq.job import Job
 
 from api.db import db
@@ -234,3 +235,25 @@ def test_each_cadence_enqueues_exactly_its_tables(app, redis):
         result = runner.invoke(args=["export", "schedule", cadence.value])
         assert result.exit_code == 0, result.output
         assert sorted(job.args[0] for job in queue.get_jobs()) == tables
+
+
+@FAULTS
+def test_a_shard_that_fails_for_good_before_the_load_job_exists_still_cancels_the_load(app, redis):
+    # RQ's synchronous mode runs each job as it is enqueued, so the first shard fails, and its
+    # failure callback abandons the run, while start_run has not yet enqueued the load job.
+    add_tracks(["a", "b", "c", "d"])
+    app.config["ETL_SHARD_RETRIES"] = 0
+    exporter = state()
+    exporter.__dict__.pop("config", None)
+    exporter.__dict__["queue"] = Queue(exporter.config.queue_name, connection=exporter.redis, is_async=False)
+    redis.hset(fault_key("flaky_tracks"), "1", 100)
+
+    start = enqueue_run(exporter, "flaky_tracks")
+
+    planned = start.return_value()
+    load = Job.fetch(planned["load_job_id"], connection=redis)
+    failed = Job.fetch(f"bq-etl-flaky_tracks-{planned['run_id']}-shard-00000", connection=redis)
+    assert failed.get_status() == "failed"
+    assert load.get_status() == "canceled"
+    assert exporter.bucket.names(f"flaky_tracks/{planned['run_id']}/") == []  # the second shard's file too
+    assert exporter.warehouse.live_schema("flaky_tracks") is None
