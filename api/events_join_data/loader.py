@@ -42,7 +42,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 exporter.warehouse.ensure_dataset()
                 exporter.warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
-                    expected_rows=summary.rows, staging_suffix=run.run_id.replace("-", "_"),
+                    expected_rows=summary.rows, staging_suffix=run.staging_suffix,
                 )
                 if not lock.owned():
                     raise LoadError(f"table {run.table!r}, run {run.run_id}: the table's lock expired during "

@@ -44,6 +44,11 @@ class ExportRun:
         """The object prefix in the bucket that holds exactly this run's files."""
         return f"{self.table}/{self.run_id}/"
 
+    @property
+    def staging_suffix(self) -> str:
+        """What names the run's staging table in BigQuery (see `staging_table`)."""
+        return self.run_id.replace("-", "_")
+
     def object_name(self, shard: Shard) -> str:
         """Where a shard's file goes; a retried shard writes the same name again."""
         suffix = ".json.gz" if self.gzip_level else ".json"

@@ -21,9 +21,10 @@ from .jobs import abandon_run, load_job_id
 from .logs import event
 from .run import ExportRun, run_started
 
-_RUN_ID = r"\d{8}T\d{12}Z-[0-9a-f]{6}"
-_OBJECT = re.compile(rf"^(?P<table>[^/]+)/(?P<run_id>{_RUN_ID})/")
-_STAGING = re.compile(r"^(?P<table>.+)__staging_(?P<run_id>\d{8}T\d{12}Z_[0-9a-f]{6})$")
+# A run's files are `<table>/<run id>/...` (ExportRun.prefix); its staging table is
+# `<table>__staging_<run id with "_" for "-">` (warehouse.staging_table, ExportRun.staging_suffix).
+_OBJECT = re.compile(r"^(?P<table>[^/]+)/(?P<time>\d{8}T\d{12}Z)-(?P<token>[0-9a-f]{6})/")
+_STAGING = re.compile(r"^(?P<table>.+)__staging_(?P<time>\d{8}T\d{12}Z)_(?P<token>[0-9a-f]{6})$")
 
 
 @dataclass
@@ -46,17 +47,16 @@ def sweep(exporter: ExporterState, older_than: timedelta, now: datetime | None =
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     tables = set(exporter.tables.names())
     stale: dict[ExportRun, list[str]] = {}
-    for name in exporter.bucket.names(""):
-        found = _OBJECT.match(name)
-        if found and found["table"] in tables and run_started(found["run_id"]) < cutoff:
-            stale.setdefault(ExportRun(found["table"], found["run_id"]), [])
     warehouse = exporter.warehouse
-    for table in warehouse.tables():
-        found = _STAGING.match(table)
-        if found and found["table"] in tables:
-            run_id = found["run_id"][::-1].replace("_", "-", 1)[::-1]
-            if run_started(run_id) < cutoff:
-                stale.setdefault(ExportRun(found["table"], run_id), []).append(table)
+    for names, pattern in ((exporter.bucket.names(""), _OBJECT), (warehouse.tables(), _STAGING)):
+        for name in names:
+            found = pattern.match(name)
+            if found and found["table"] in tables:
+                run = ExportRun(found["table"], f"{found['time']}-{found['token']}")
+                if run_started(run.run_id) < cutoff:
+                    staging = stale.setdefault(run, [])
+                    if pattern is _STAGING:
+                        staging.append(name)
 
     report = SweepReport()
     for run in sorted(stale, key=lambda r: (r.table, r.run_id)):

@@ -11,6 +11,11 @@ from google.cloud.bigquery import SchemaField
 from .errors import LoadError, RowCountMismatch
 from .logs import event
 
+def staging_table(table: str, suffix: str) -> str:
+    """The name of the staging table a load of `table` counts its files in."""
+    return f"{table}__staging_{suffix}"
+
+
 class Warehouse:
     """One BigQuery dataset that exported tables are loaded into."""
 
@@ -62,7 +67,7 @@ class Warehouse:
         count are checked again afterwards, as a tripwire: a failure there is raised, but the
         data is live.
         """
-        staging = f"{table}__staging_{staging_suffix}"
+        staging = staging_table(table, staging_suffix)
         try:
             self._load(staging, uris, schema)
             staged = self.row_count(staging)

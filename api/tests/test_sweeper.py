@@ -12,6 +12,7 @@ from api.events_join_data.extension import state
 from api.events_join_data.jobs import _abandoned_key, load_job_id
 from api.events_join_data.run import ExportRun, new_run_id, run_started
 from api.events_join_data.sweeper import sweep
+from api.events_join_data.warehouse import staging_table
 from api.tests.test_pipeline import FAULTS, add_tracks, run_with_workers
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -26,7 +27,7 @@ def leave_files(run: ExportRun, count: int = 2) -> None:
 def leave_staging(run: ExportRun) -> str:
     warehouse = state().warehouse
     warehouse.ensure_dataset()
-    name = f"{run.table}__staging_{run.run_id.replace('-', '_')}"
+    name = staging_table(run.table, run.staging_suffix)
     warehouse.client.create_table(Table(warehouse.table_id(name), schema=[SchemaField("id", "INTEGER")]))
     return name
 
