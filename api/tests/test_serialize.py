@@ -7,6 +7,7 @@ from collections import OrderedDict
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from google.cloud.bigquery import SchemaField
@@ -645,3 +646,27 @@ def test_error_in_a_repeated_record_names_index_and_subfield():
 
 def test_non_mapping_in_a_record_column_is_refused():
     refusal(ORGANIZATION, ["North"], expected="RECORD")
+
+
+def test_datetimes_dates_and_times_nested_in_arrays_and_records_keep_the_canonical_forms():
+    schema = [
+        SchemaField("seen", "TIMESTAMP", "REPEATED"),
+        SchemaField("visit", "RECORD", fields=[
+            SchemaField("at", "DATETIME"), SchemaField("on", "DATE"), SchemaField("opens", "TIME"),
+            SchemaField("logged", "TIMESTAMP"),
+        ]),
+    ]
+    encoder = RecordEncoder("visits", [SchemaField("id", "INTEGER"), *schema], "id")
+    record = {
+        "id": 1,
+        "seen": [datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=ZoneInfo("Etc/UTC")), datetime(2024, 1, 1, tzinfo=timezone.utc),
+                 datetime(2024, 1, 1, 1, 0, 0, 250000, tzinfo=PLUS_TWO)],
+        "visit": {"at": datetime(2024, 2, 3, 4, 5, 6, 7), "on": date(2024, 2, 3), "opens": time(8, 0, 0, 1),
+                  "logged": datetime(2024, 2, 3, 4, 5, 6, 999999)},
+    }
+
+    assert encoder.encode(record) == (
+        b'{"id":1,"seen":["2024-01-01T00:00:00.000005Z","2024-01-01T00:00:00.000000Z","2023-12-31T23:00:00.250000Z"],'
+        b'"visit":{"at":"2024-02-03T04:05:06.000007","on":"2024-02-03","opens":"08:00:00.000001",'
+        b'"logged":"2024-02-03T04:05:06.999999Z"}}\n'
+    )
