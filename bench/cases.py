@@ -77,15 +77,28 @@ def naive(rows: int, out: str) -> Measurement:
     return Measurement(rows=count, bytes=Path(out).stat().st_size, seconds=seconds)
 
 
-def reference(rows: int, out: str) -> Measurement:
+def reference(rows: int, out: str, encoder: bool = False) -> Measurement:
     """The issue's yardstick for a Python loop: psycopg's server-side cursor and `orjson.dumps`
-    per row (`default=str`), with no validation: what the Python path costs beyond it is the
-    price of SQLAlchemy's rows and of refusing bad values."""
+    per row (`default=str`), with no validation. With `encoder`, each row goes through the
+    exporter's `RecordEncoder` instead (jsonb parsed as the Python path parses it): the Python
+    path without SQLAlchemy. What the Python path costs beyond these is the price of
+    SQLAlchemy's rows, and beyond the first, of refusing bad values."""
     import orjson
+    from psycopg.types.json import set_json_loads
+
+    from api.events_join_data.json_values import loads
+
+    from .exports import VisitsExport
 
     engine = sa.create_engine(database_url(rows))
     connection = engine.raw_connection()
     count = 0
+    if encoder:
+        encode = VisitsExport().encoder.encode
+        set_json_loads(loads, connection.driver_connection)
+    else:
+        def encode(record: dict[str, Any]) -> bytes:
+            return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
     try:
         cursor = connection.driver_connection.cursor(name="reference")
         started = perf_counter()
@@ -93,8 +106,7 @@ def reference(rows: int, out: str) -> Measurement:
             cursor.execute("SELECT * FROM visits")
             keys = [column.name for column in cursor.description]
             while batch := cursor.fetchmany(FETCH_ROWS):
-                f.write(b"".join([orjson.dumps(dict(zip(keys, row)), default=str,
-                                               option=orjson.OPT_APPEND_NEWLINE) for row in batch]))
+                f.write(b"".join([encode(dict(zip(keys, row))) for row in batch]))
                 count += len(batch)
         seconds = perf_counter() - started
         cursor.close()
