@@ -21,8 +21,13 @@ from .serialize import RecordEncoder
 from .shard import plan_shards, shard_query
 from .storage import Bucket
 
-#: Rows fetched from the database per round trip while a shard streams.
+#: Rows fetched from the database per round trip while a shard streams, and the batch an
+#: overridden `records` gets (one side query per batch).
 FETCH_ROWS = 2000
+#: Rows the Python path turns into lines at a time otherwise: few enough that the batch's row
+#: objects and lines stay in the CPU cache (the bench's Python path ran a third faster with 100
+#: than with 2,000).
+ENCODE_ROWS = 100
 
 
 class ExportShardManager:
@@ -132,14 +137,15 @@ class ExportShardManager:
                 result = connection.execute(statement)
                 encode = self.encoder.encode
                 keys = tuple(result.keys())
+                # A batch's lines go out as one item.
                 if self.records_are_columns() and len(set(keys)) == len(keys):
-                    # The default records, built without a Row mapping each; a batch's lines in one item.
-                    for batch in result.partitions():
+                    # The default records, built without a Row mapping each.
+                    for batch in result.partitions(ENCODE_ROWS):
                         yield b"".join([encode(dict(zip(keys, row))) for row in batch])
                     return
-                for batch in result.partitions():
-                    for record in self.records(batch):
-                        yield encode(record)
+                size = ENCODE_ROWS if type(self).records is ExportShardManager.records else FETCH_ROWS
+                for batch in result.partitions(size):
+                    yield b"".join([encode(record) for record in self.records(batch)])
         finally:
             self.session.rollback()
 
