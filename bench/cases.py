@@ -119,9 +119,9 @@ def reference(rows: int, out: str, encoder: bool = False) -> Measurement:
     return Measurement(rows=count, bytes=Path(out).stat().st_size, seconds=seconds)
 
 
-def shard(out_dir: str, gzip_level: int = 0, python_path: bool = False, profile: int = 0) -> Measurement:
-    """Case 3: the exporter's own shard path (query, serialize, validate, `Bucket.write`) into
-    a local file instead of Cloud Storage.
+def shard(gzip_level: int = 0, python_path: bool = False, profile: int = 0) -> Measurement:
+    """Case 3: the exporter's own shard path (query, serialize, validate, `Bucket.write` and its
+    spool file), with an upload that reads the file and sends it nowhere (`local_bucket`).
 
     The app's database (DATABASE_URL) and the shard size (BENCH_SHARD_SIZE) come from the
     environment, as they do for a worker. The middle shard of the plan is exported.
@@ -141,7 +141,7 @@ def shard(out_dir: str, gzip_level: int = 0, python_path: bool = False, profile:
         shards, planned = manager.plan()
         chosen = shards[len(shards) // 2]
         run = ExportRun(manager.table_name, new_run_id(), gzip_level=gzip_level)
-        bucket = local_bucket(Path(out_dir))
+        bucket = local_bucket()
         profiler = cProfile.Profile() if profile else None
         started = perf_counter()
         if profiler:

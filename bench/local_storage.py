@@ -1,48 +1,49 @@
-"""A local disk in place of the Cloud Storage client, so the exporter's own `Bucket.write`
-(line batching, gzip, spooling) runs unchanged and only the network is left out."""
+"""A Cloud Storage stand-in for case 3, which is the shard path "without the network": the
+exporter's own `Bucket.write` (line batching, gzip, the spool file) runs unchanged, and the
+upload reads the spooled file to its end, as the client would to send it, and keeps only its
+size. (Copying it into another file instead would be a second disk write of every byte, which
+the limit case, writing its output once, does not pay.)"""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import BinaryIO
 
 from api.events_join_data.storage import Bucket
 
-_COPY_CHUNK = 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 
 
-def local_bucket(root: Path, name: str = "bench") -> Bucket:
-    """A `Bucket` whose objects are the files under `root/name`."""
-    return Bucket(LocalStorageClient(root), name)  # type: ignore[arg-type]
+def local_bucket(name: str = "bench") -> Bucket:
+    """A `Bucket` whose uploads are read and counted, not stored."""
+    return Bucket(DiscardingStorageClient(), name)  # type: ignore[arg-type]
 
 
-class LocalStorageClient:
-    """The one call `Bucket` makes on a storage client: `bucket(name)`."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def bucket(self, name: str) -> "_LocalBucket":
-        return _LocalBucket(self.root / name)
+class UploadSizeMismatch(RuntimeError):
+    """The spooled file held other than the bytes `Bucket.write` said it wrote."""
 
 
-class _LocalBucket:
-    def __init__(self, path: Path):
-        self.path = path
+class DiscardingStorageClient:
+    """The one call `Bucket.write` makes on a storage client: `bucket(name)`."""
 
-    def blob(self, name: str) -> "_LocalBlob":
-        return _LocalBlob(self.path / name)
+    def bucket(self, name: str) -> "_Bucket":
+        return _Bucket()
 
 
-class _LocalBlob:
-    def __init__(self, path: Path):
-        self.path = path
+class _Bucket:
+    def blob(self, name: str) -> "_Blob":
+        return _Blob(name)
+
+
+class _Blob:
+    def __init__(self, name: str):
+        self.name = name
 
     def upload_from_file(self, file_obj: BinaryIO, size: int | None = None,
                          content_type: str | None = None, rewind: bool = False) -> None:
-        """Copy what `Bucket.write` spooled into the object's file, as the upload would send it."""
+        """Read what `Bucket.write` spooled, as the upload would send it."""
         if rewind:
             file_obj.seek(0)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("wb") as out:
-            shutil.copyfileobj(file_obj, out, _COPY_CHUNK)
+        sent = 0
+        while chunk := file_obj.read(_READ_CHUNK):
+            sent += len(chunk)
+        if size is not None and sent != size:
+            raise UploadSizeMismatch(f"{self.name}: {sent} bytes spooled, {size} announced")
