@@ -60,3 +60,15 @@ def test_only_the_blocks_cursors_parse_with_it_and_the_pooled_connection_keeps_i
 
     assert tuple(inside) == tuple(outside) == ([1, 0.5], {"a": 2})
     assert parsed == [b"[1, 0.5]", b'{"a": 2}']  # the block's query only
+
+
+def test_an_apps_own_json_deserializer_is_kept(database_urls):
+    own = []
+    engine = sa.create_engine(database_urls["postgresql"], json_deserializer=lambda text: own.append(text) or "own")
+    try:
+        with engine.connect() as connection, fast_json(connection):
+            value = connection.execute(sa.text("SELECT CAST('[1]' AS jsonb)")).scalar_one()
+    finally:
+        engine.dispose()
+
+    assert (value, own) == ("own", [b"[1]"])
