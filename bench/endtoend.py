@@ -6,8 +6,7 @@ the staging load, the count check and the copy into the live table.
 """
 from __future__ import annotations
 
-import signal
-import subprocess
+import contextlib
 import sys
 import time
 from datetime import datetime
@@ -18,7 +17,7 @@ from .cases import Measurement
 from .memory import peak_rss_mb
 
 POLL_SECONDS = 0.05
-STOP_SECONDS = 30
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class RunFailed(RuntimeError):
@@ -37,6 +36,7 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
     from rq.job import Job
 
     from api import create_app
+    from api.demo.services import child_process
     from api.events_join_data.extension import state
     from api.events_join_data.jobs import enqueue_run
 
@@ -53,8 +53,14 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
         # Each run creates the table afresh, so 1 and 2 workers do the same work.
         exporter.warehouse.client.delete_table(exporter.warehouse.table_id(table), not_found_ok=True)
         deadline = time.monotonic() + timeout
-        processes = _start_workers(workers, Path(log_dir))
-        try:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as processes:
+            # Stopped on exit with SIGTERM, RQ's warm shutdown: an idle worker exits at once.
+            for number in range(workers):
+                processes.enter_context(child_process(
+                    [sys.executable, "-m", "flask", "export", "worker"],
+                    log=Path(log_dir) / f"worker-{workers}-{number}.log", cwd=ROOT,
+                ))
             _wait_for(lambda: Worker.count(connection=exporter.redis, queue=exporter.queue) == workers,
                       deadline, "workers to register")
             started = time.monotonic()
@@ -64,8 +70,6 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
             summary = _result(load_job, deadline)
             seconds = time.monotonic() - started
             shard_jobs = Job.fetch_many(load_job.args[3], connection=exporter.redis)
-        finally:
-            _stop(processes)
     if summary["status"] != "loaded" or summary["rows"] != planned["planned_rows"]:
         raise RunFailed(f"the run did not load every row: {summary}")
     return Measurement(
@@ -79,31 +83,6 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
             "load_seconds": _span([load_job]),
         },
     )
-
-
-def _start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    processes = []
-    for number in range(count):
-        with (log_dir / f"worker-{count}-{number}.log").open("wb") as log:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "flask", "export", "worker"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            ))
-    return processes
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    # SIGTERM is RQ's warm shutdown: an idle worker exits at once.
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _result(job: Any, deadline: float) -> Any:

@@ -106,7 +106,7 @@ def sweep_runs(older_than: int | None) -> None:
 
     exporter = state()
     exporter.check()
-    report = sweep(exporter, timedelta(seconds=older_than or exporter.config.sweep_after))
+    report = sweep(exporter, timedelta(seconds=older_than) if older_than else None)
     for run in report.runs:
         click.echo(f"swept {run}")
     for run in report.busy:

@@ -12,7 +12,6 @@ import functools
 import logging
 import time
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any, Callable
 
 from flask import has_app_context
@@ -132,8 +131,7 @@ def sweep_stale_runs() -> dict[str, Any]:
     """Job form of `flask export sweep`, for rq-scheduler's daily entry."""
     from .sweeper import sweep  # the sweeper gives runs up through this module
 
-    exporter = state()
-    return asdict(sweep(exporter, timedelta(seconds=exporter.config.sweep_after)))
+    return asdict(sweep(state()))
 
 
 def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:

@@ -12,6 +12,7 @@ from .logs import event
 from .manager import ExportShardManager
 from .run import ExportRun, RunSummary, ShardResult
 
+
 def loaded_run_key(table: str) -> str:
     """The Redis key holding the id of the newest run loaded into `table`."""
     return f"bq-etl:loaded:{table}"

@@ -37,13 +37,17 @@ class SweepReport:
     busy: list[str] = field(default_factory=list)
 
 
-def sweep(exporter: ExporterState, older_than: timedelta, now: datetime | None = None) -> SweepReport:
-    """Give up every run of a known table that started more than `older_than` ago and left files
-    in the bucket or a staging table in the dataset; return what was removed.
+def sweep(exporter: ExporterState, older_than: timedelta | None = None,
+          now: datetime | None = None) -> SweepReport:
+    """Give up every run of a known table that started more than `older_than` ago (default
+    `ETL_SWEEP_AFTER`) and left files in the bucket or a staging table in the dataset; return
+    what was removed.
 
     `older_than` must exceed the longest a live run can take (`ETL_SWEEP_AFTER` is checked
     against the timeouts): a run whose load job is running is left alone whatever its age.
     """
+    if older_than is None:
+        older_than = timedelta(seconds=exporter.config.sweep_after)
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     tables = set(exporter.tables.names())
     stale: dict[ExportRun, list[str]] = {}

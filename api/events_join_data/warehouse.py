@@ -11,6 +11,7 @@ from google.cloud.bigquery import SchemaField
 from .errors import LoadError, RowCountMismatch
 from .logs import event
 
+
 def staging_table(table: str, suffix: str) -> str:
     """The name of the staging table a load of `table` counts its files in."""
     return f"{table}__staging_{suffix}"
