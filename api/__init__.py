@@ -17,6 +17,10 @@ _DRIVER_SCHEMES = {
 }
 
 
+#: Where the clinic's exports are defined (bq-etl's ETL_EXPORT_MODULES).
+EXPORT_MODULES = "api.events_join_data.export_event_join_tables"
+
+
 def database_uri(url: str) -> str:
     """The SQLAlchemy URL for a `DATABASE_URL`, with the installed driver named when it is not."""
     for scheme, with_driver in _DRIVER_SCHEMES.items():
@@ -39,7 +43,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import api.models  # noqa: F401  (registers the tables on db.metadata)
 
     # --- bq-etl: BigQuery exports of this app's tables ---
-    from api.events_join_data.extension import bq_etl
+    from bq_etl import bq_etl
+    app.config.setdefault("ETL_EXPORT_MODULES", os.environ.get("ETL_EXPORT_MODULES", EXPORT_MODULES))
     bq_etl.init_app(app)
     # --- end bq-etl ---
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from api.events_join_data.manager import ENCODE_ROWS, FETCH_ROWS
+from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS
 
 from .table import database_url, visits
 
@@ -86,7 +86,7 @@ def reference(rows: int, out: str, encoder: bool = False) -> Measurement:
     import orjson
     from psycopg.types.json import set_json_loads
 
-    from api.events_join_data.json_values import loads
+    from bq_etl.json_values import loads
 
     from .exports import VisitsExport
 
@@ -130,7 +130,7 @@ def shard(gzip_level: int = 0, python_path: bool = False, profile: int = 0) -> M
     are printed to stderr.
     """
     from api import create_app
-    from api.events_join_data.run import ExportRun, new_run_id
+    from bq_etl.run import ExportRun, new_run_id
 
     from .exports import VisitsExport, VisitsPythonPathExport
     from .local_storage import local_bucket

@@ -37,8 +37,8 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
 
     from api import create_app
     from api.demo.services import child_process
-    from api.events_join_data.extension import state
-    from api.events_join_data.jobs import enqueue_run
+    from bq_etl.extension import state
+    from bq_etl.jobs import enqueue_run
 
     from .exports import VisitsExport
 

@@ -5,8 +5,8 @@ import os
 
 from sqlalchemy import Select, select
 
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.manager import ExportShardManager
+from bq_etl.cadence import Cadence
+from bq_etl.manager import ExportShardManager
 
 from .table import visits
 

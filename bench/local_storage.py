@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from api.events_join_data.storage import Bucket
+from bq_etl.storage import Bucket
 
 _READ_CHUNK = 1024 * 1024
 

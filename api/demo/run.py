@@ -28,9 +28,9 @@ from api import create_app
 from api.db import db
 from api.demo.seed import seed
 from api.demo.services import child_process, local_cloud, local_redis, log_tail
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.extension import ExporterState, state
-from api.events_join_data.jobs import enqueue_cadence
+from bq_etl.cadence import Cadence
+from bq_etl.extension import ExporterState, state
+from bq_etl.jobs import enqueue_cadence
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_DIR = ROOT / ".demo"

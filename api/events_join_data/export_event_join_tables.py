@@ -15,8 +15,7 @@ from sqlalchemy.orm import aliased
 from api.models import (Appointment, CareTrack, Member, MemberTrack, Message, Organization, Practitioner,
                         ProductEvent, User)
 
-from .cadence import Cadence
-from .manager import ExportShardManager
+from bq_etl import Cadence, ExportShardManager
 
 PractitionerUser = aliased(User, name="practitioner_user")
 

@@ -118,7 +118,7 @@ def app(app_env):
     with application.app_context():
         db.drop_all()
         db.create_all()
-        from api.events_join_data.extension import state
+        from bq_etl.extension import state
 
         state().bucket.ensure_exists()
         yield application

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Row, Select, select
 
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.extension import state
-from api.events_join_data.manager import ExportShardManager
+from bq_etl.cadence import Cadence
+from bq_etl.extension import state
+from bq_etl.manager import ExportShardManager
 from api.models import CareTrack
 
 

@@ -7,10 +7,10 @@ from rq import Queue
 from rq_scheduler import Scheduler
 
 from api.demo.seed import seed
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.extension import state
-from api.events_join_data.jobs import schedule_cadence, start_run, sweep_stale_runs
-from api.events_join_data.scheduling import SWEEP_CRON, SWEEP_JOB_ID, scheduler_job_id
+from bq_etl.cadence import Cadence
+from bq_etl.extension import state
+from bq_etl.jobs import schedule_cadence, start_run, sweep_stale_runs
+from bq_etl.scheduling import SWEEP_CRON, SWEEP_JOB_ID, scheduler_job_id
 
 CRONTAB = Path(__file__).resolve().parents[1] / "cron" / "crontab"
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from api.events_join_data.config import ExportConfig, defaults_from_environment
-from api.events_join_data.errors import ConfigError
+from bq_etl.config import ExportConfig, defaults_from_environment
+from bq_etl.errors import ConfigError
 
 GOOD = {
     **defaults_from_environment({}),
     "ETL_SYNC_BUCKET": "clinic-etl-sync",
     "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "ETL_EXPORT_MODULES": "clinic.exports",
 }
 
 
@@ -20,7 +21,13 @@ def test_good_settings_come_back_typed():
     assert config.dataset == "events_join_data"
     assert config.shard_retries == 5
     assert config.shard_retry_intervals == (1, 10)
-    assert config.export_modules == ("api.events_join_data.export_event_join_tables",)
+    assert config.export_modules == ("clinic.exports",)
+
+
+def test_no_export_module_is_assumed():
+    assert defaults_from_environment({})["ETL_EXPORT_MODULES"] is None
+    with pytest.raises(ConfigError, match="ETL_EXPORT_MODULES names no module"):
+        ExportConfig.from_mapping({**GOOD, "ETL_EXPORT_MODULES": None})
 
 
 def test_every_problem_is_named_in_one_error():

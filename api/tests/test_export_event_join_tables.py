@@ -22,7 +22,7 @@ from sqlalchemy import event, select
 
 from api.db import db
 from api.demo.seed import seed
-from api.events_join_data.errors import RecordError
+from bq_etl.errors import RecordError
 from api.events_join_data.export_event_join_tables import (
     AppointmentsExport,
     MembersExport,
@@ -30,7 +30,7 @@ from api.events_join_data.export_event_join_tables import (
     PractitionersExport,
     ProductEventsExport,
 )
-from api.events_join_data.testing import BaseExportShardManagerTest
+from bq_etl.testing import BaseExportShardManagerTest
 from api.models import (
     Appointment,
     CareTrack,

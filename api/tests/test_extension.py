@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from api.events_join_data.extension import state
+from bq_etl.extension import state
 from api.tests.other_app import Widget, create_app, db
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from api.db import db
-from api.events_join_data.extension import state
+from bq_etl.extension import state
 from api.models import CareTrack, Member, MemberTrack, User
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "adding-a-new-table-to-bq.md"

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from api.db import db
-from api.events_join_data import json_values
-from api.events_join_data.json_values import fast_json, loads
+from bq_etl import json_values
+from bq_etl.json_values import fast_json, loads
 
 on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from api.events_join_data.errors import LockTimeout
-from api.events_join_data.lock import lock_name, table_lock
+from bq_etl.errors import LockTimeout
+from bq_etl.lock import lock_name, table_lock
 
 
 def test_a_second_holder_is_refused_while_the_first_holds_it(redis):

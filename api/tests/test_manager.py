@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Row
 
 from api.db import db
-from api.events_join_data.manager import ENCODE_ROWS, FETCH_ROWS, ExportShardManager
-from api.events_join_data.run import Shard
+from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS, ExportShardManager
+from bq_etl.run import Shard
 from api.models import CareTrack
 from api.tests.fault_exports import TracksExport
 

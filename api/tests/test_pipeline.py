@@ -13,11 +13,11 @@ from rq.job import Job
 
 from api.db import db
 from api.demo.seed import seed
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.extension import state
-from api.events_join_data.jobs import enqueue_run
-from api.events_join_data.lock import table_lock
-from api.events_join_data.loader import loaded_run_key
+from bq_etl.cadence import Cadence
+from bq_etl.extension import state
+from bq_etl.jobs import enqueue_run
+from bq_etl.lock import table_lock
+from bq_etl.loader import loaded_run_key
 from api.models import Appointment, CareTrack, Member, MemberTrack
 from api.tests.fault_exports import fault_key
 

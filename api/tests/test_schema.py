@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from google.cloud.bigquery import SchemaField
 
-from api.events_join_data.errors import SchemaError
-from api.events_join_data.schema import check_schema, load_schema, schema_to_json
+from bq_etl.errors import SchemaError
+from bq_etl.schema import check_schema, load_schema, schema_to_json
 
 
 def write(tmp_path: Path, content: object, name: str = "visits.json") -> Path:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from google.cloud.bigquery import SchemaField
 
-from api.events_join_data.errors import RecordError, SchemaError
-from api.events_join_data.serialize import RecordEncoder
+from bq_etl.errors import RecordError, SchemaError
+from bq_etl.serialize import RecordEncoder
 
 ID = SchemaField("id", "INTEGER", "REQUIRED")
 PLUS_TWO = timezone(timedelta(hours=2))

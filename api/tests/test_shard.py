@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from api.db import db
-from api.events_join_data.run import Shard
-from api.events_join_data.shard import plan_shards, shard_query
+from bq_etl.run import Shard
+from bq_etl.shard import plan_shards, shard_query
 from api.models import CareTrack
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)

@@ -8,11 +8,11 @@ import pytest
 from google.cloud.bigquery import SchemaField, Table
 from rq.job import Job
 
-from api.events_join_data.extension import state
-from api.events_join_data.jobs import _abandoned_key, load_job_id
-from api.events_join_data.run import ExportRun, new_run_id, run_started
-from api.events_join_data.sweeper import sweep
-from api.events_join_data.warehouse import staging_table
+from bq_etl.extension import state
+from bq_etl.jobs import _abandoned_key, load_job_id
+from bq_etl.run import ExportRun, new_run_id, run_started
+from bq_etl.sweeper import sweep
+from bq_etl.warehouse import staging_table
 from api.tests.test_pipeline import FAULTS, add_tracks, run_with_workers
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

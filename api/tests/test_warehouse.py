@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from google.cloud.bigquery import SchemaField
 
-from api.events_join_data.errors import LoadError, RowCountMismatch
-from api.events_join_data.extension import state
+from bq_etl.errors import LoadError, RowCountMismatch
+from bq_etl.extension import state
 
 SCHEMA = [SchemaField("id", "INTEGER", "REQUIRED"), SchemaField("name", "STRING")]
 

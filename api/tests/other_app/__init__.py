@@ -7,9 +7,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Select, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.extension import BqEtl
-from api.events_join_data.manager import ExportShardManager
+from bq_etl.cadence import Cadence
+from bq_etl.extension import BqEtl
+from bq_etl.manager import ExportShardManager
 
 
 class Base(DeclarativeBase):

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import orjson
-from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection, event
 
 # Any integer outside int64/uint64 has 19 digits or more; so does a float orjson and json.loads
@@ -48,6 +47,7 @@ def fast_json(connection: Connection) -> Iterator[None]:
     if dialect.driver != "psycopg" or getattr(dialect, "_json_deserializer", None) is not None:
         yield
         return
+    from psycopg.types.json import set_json_loads  # psycopg is there: the dialect's driver
 
     def use_loads(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         set_json_loads(loads, cursor)

@@ -5,21 +5,23 @@ import sys
 from datetime import timezone, tzinfo
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Sequence
 
 from flask import current_app
-from google.cloud.bigquery import SchemaField
 from sqlalchemy import Row, Select
 from sqlalchemy.orm import Session
 
 from .cadence import Cadence
-from .database_lines import database_lines
 from .json_values import fast_json
 from .run import ExportRun, Shard, ShardResult
 from .schema import load_schema
 from .serialize import RecordEncoder
 from .shard import plan_shards, shard_query
-from .storage import Bucket
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery import SchemaField
+
+    from .storage import Bucket
 
 #: Rows fetched from the database per round trip while a shard streams, and the batch an
 #: overridden `records` gets (one side query per batch).
@@ -51,7 +53,7 @@ class ExportShardManager:
     shard_size: ClassVar[int] = 50_000
     #: The zone naive datetimes in TIMESTAMP columns are in (SQLite and MariaDB return UTC naive).
     naive_timestamp_zone: ClassVar[tzinfo | None] = timezone.utc
-    #: Let PostgreSQL build the lines where it can (see `database_lines`); False keeps Python's.
+    #: Let the database build the lines where it can (see `postgres_lines`); False keeps Python's.
     database_lines: ClassVar[bool] = True
 
     def query(self) -> Select:
@@ -125,12 +127,16 @@ class ExportShardManager:
         """The shard's rows as validated NDJSON lines, streamed from the database; an item may
         hold many lines (each ending in a newline)."""
         try:
-            built = database_lines(self, shard)
-            if built is not None:
-                yield from built
-                return
-            statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
             connection = self.session.connection()
+            if connection.dialect.driver == "psycopg":
+                # Imported here: psycopg is installed only where the app runs on PostgreSQL.
+                from .postgres_lines import postgres_lines
+
+                built = postgres_lines(self, shard)
+                if built is not None:
+                    yield from built
+                    return
+            statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
             with fast_json(connection):
                 # A Core result on the session's connection: rows as `lookup` gives them, without
                 # the ORM's result handling.

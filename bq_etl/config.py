@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "ETL_BIGQUERY_API_ENDPOINT": None,  # set only to talk to a BigQuery emulator
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ETL_QUEUE": "bq-etl",
-    "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables",
+    "ETL_EXPORT_MODULES": None,  # the host's modules defining its exports, comma-separated
     "ETL_SHARD_RETRIES": 3,
     "ETL_SHARD_RETRY_INTERVALS": "5,30,120",
     "ETL_SHARD_TIMEOUT": 3600,

@@ -11,7 +11,7 @@ own line.
 
 The fast path applies only where the Python path would get each value exactly as psycopg's
 stock loader makes it (no SQLAlchemy result processing, no `to_record`/`records` override) and
-where every schema field has a column type below; elsewhere `database_lines` returns None and
+where every schema field has a column type below; elsewhere `postgres_lines` returns None and
 the Python path runs.
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ class _Column:
     enum_labels: Sequence[str] | None  # a SQLAlchemy Enum of plain strings
 
 
-def database_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | None:
+def postgres_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | None:
     """The shard's NDJSON lines, built by PostgreSQL and yielded in chunks of many lines each;
     None when the fast path does not apply to `manager` (then the Python path must run).
 

@@ -1,8 +1,8 @@
-"""Lines built by PostgreSQL (`database_lines`): the Python path's records, the Python path's
+"""Lines built by PostgreSQL (`postgres_lines`): the Python path's records, the Python path's
 errors, and the Python path itself wherever the database could not build the same lines.
 
-Every comparison runs both paths on the same rows: the fast path through `database_lines`, the
-Python path through `ExportShardManager.lines` with `database_lines` turned off. Memory is not
+Every comparison runs both paths on the same rows: the fast path through `postgres_lines`, the
+Python path through `ExportShardManager.lines` with `postgres_lines` turned off. Memory is not
 timed here: the fast path reads with libpq's chunked-rows mode, at most CHUNK_ROWS rows at a
 time (the bench measures the peak).
 """
@@ -22,9 +22,9 @@ from sqlalchemy.exc import DBAPIError
 
 from api.db import db
 from api.demo.seed import seed
-from api.events_join_data.cadence import Cadence
-from api.events_join_data.database_lines import CHUNK_ROWS, database_lines
-from api.events_join_data.errors import RecordError
+from bq_etl.cadence import Cadence
+from bq_etl.postgres_lines import CHUNK_ROWS, postgres_lines
+from bq_etl.errors import RecordError
 from api.events_join_data.export_event_join_tables import (
     AppointmentsExport,
     MembersExport,
@@ -32,8 +32,8 @@ from api.events_join_data.export_event_join_tables import (
     PractitionersExport,
     ProductEventsExport,
 )
-from api.events_join_data.manager import ExportShardManager
-from api.events_join_data.run import ExportRun, Shard, new_run_id
+from bq_etl.manager import ExportShardManager
+from bq_etl.run import ExportRun, Shard, new_run_id
 
 on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -44,7 +44,7 @@ UTC = timezone.utc
 
 def fast_records(manager: ExportShardManager, shard: Shard = WHOLE_TABLE) -> list[dict[str, Any]]:
     """The records of the lines PostgreSQL builds; fails the test if the fast path does not apply."""
-    built = database_lines(manager, shard)
+    built = postgres_lines(manager, shard)
     assert built is not None, "the fast path did not apply"
     try:
         return [orjson.loads(line) for chunk in built for line in chunk.splitlines()]
@@ -120,7 +120,7 @@ def test_shipped_exports_get_the_python_paths_records_from_the_database(app, exp
 
 @on_postgresql
 def test_members_keep_the_python_path_for_their_nested_records(app):
-    assert database_lines(MembersExport(), WHOLE_TABLE) is None
+    assert postgres_lines(MembersExport(), WHOLE_TABLE) is None
 
 
 @on_postgresql
@@ -129,7 +129,7 @@ def test_an_export_that_reshapes_rows_keeps_the_python_path(app):
         def to_record(self, row):
             return {**row._mapping, "first_name": row.first_name.upper()}
 
-    assert database_lines(Reshaped(), WHOLE_TABLE) is None
+    assert postgres_lines(Reshaped(), WHOLE_TABLE) is None
 
 
 @on_postgresql
@@ -137,12 +137,12 @@ def test_database_lines_can_be_turned_off(app):
     manager = PractitionersExport()
     manager.database_lines = False
 
-    assert database_lines(manager, WHOLE_TABLE) is None
+    assert postgres_lines(manager, WHOLE_TABLE) is None
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mariadb"], indirect=True)
 def test_other_databases_keep_the_python_path(app):
-    assert database_lines(PractitionersExport(), WHOLE_TABLE) is None
+    assert postgres_lines(PractitionersExport(), WHOLE_TABLE) is None
 
 
 @on_postgresql
@@ -286,7 +286,7 @@ def test_a_column_sqlalchemy_converts_keeps_the_python_path(metadata):
     table = sa.Table("converted", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", Lowered))
     created(table, [{"id": 1, "v": "ABC"}])
 
-    assert database_lines(export_of(table, [SchemaField("v", "STRING")]), WHOLE_TABLE) is None
+    assert postgres_lines(export_of(table, [SchemaField("v", "STRING")]), WHOLE_TABLE) is None
 
 
 @on_postgresql
@@ -295,7 +295,7 @@ def test_naive_timestamps_keep_the_python_path_unless_their_zone_is_a_fixed_offs
     table = sa.Table("naive", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.DateTime))
     created(table, [{"id": 1, "v": datetime(2024, 10, 27, 2, 30)}])
 
-    assert database_lines(export_of(table, [SchemaField("v", "TIMESTAMP")], zone), WHOLE_TABLE) is None
+    assert postgres_lines(export_of(table, [SchemaField("v", "TIMESTAMP")], zone), WHOLE_TABLE) is None
 
 
 @on_postgresql

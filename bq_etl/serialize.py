@@ -10,13 +10,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from google.cloud.bigquery import SchemaField
 
 from .errors import RecordError, SchemaError
 from .schema import TYPE_NAMES, check_schema
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery import SchemaField
 
 Converter = Callable[[Any], Any]
 

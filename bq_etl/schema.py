@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from google.cloud.bigquery import SchemaField
+from typing import TYPE_CHECKING, Any
 
 from .errors import SchemaError
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery import SchemaField
 
 #: Every column type a schema may name, mapped to the one name the exporter uses for it.
 TYPE_NAMES: dict[str, str] = {
@@ -50,6 +51,8 @@ def load_schema(path: str | os.PathLike[str]) -> list[SchemaField]:
             f"got a JSON {type(resource).__name__}"
         )
     _check_fields(resource, f"schema file {where}", "")
+    from google.cloud.bigquery import SchemaField  # loaded on first use, not with the extension
+
     return [SchemaField.from_api_repr(item) for item in resource]
 
 

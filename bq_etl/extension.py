@@ -4,17 +4,19 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 from flask import Flask, current_app
-from google.auth.credentials import AnonymousCredentials
-from google.auth.exceptions import DefaultCredentialsError
 from redis import Redis
 from rq import Queue
 
 from .config import ExportConfig, defaults_from_environment
 from .errors import ConfigError
-from .storage import Bucket
 from .tables import Tables
-from .warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from .storage import Bucket
+    from .warehouse import Warehouse
 
 
 class BqEtl:
@@ -63,7 +65,11 @@ class ExporterState:
     @cached_property
     def bucket(self) -> Bucket:
         """The sync bucket shards are delivered to."""
+        # The Google clients load on first use: importing them costs every host command ~1 s.
+        from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
+
+        from .storage import Bucket
 
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             client = storage.Client(project=self.config.project or "local", credentials=AnonymousCredentials())
@@ -75,7 +81,10 @@ class ExporterState:
     def warehouse(self) -> Warehouse:
         """The BigQuery dataset tables are loaded into."""
         from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery
+
+        from .warehouse import Warehouse
 
         if self.config.bigquery_endpoint:
             client = bigquery.Client(
@@ -98,6 +107,8 @@ class ExporterState:
 
 
 def _google(client_class, project):
+    from google.auth.exceptions import DefaultCredentialsError
+
     try:
         return client_class(project=project)
     except DefaultCredentialsError as error:
