@@ -94,9 +94,11 @@ def table_statuses(exporter: ExporterState, now: float | None = None) -> list[Ta
 
 
 def duration(seconds: float | None) -> str:
-    """A short human duration: 45s, 12m, 3h05m, 2d04h; '-' for none."""
+    """A short human duration: 0.4s, 45s, 12m05s, 3h05m, 2d04h; '-' for none."""
     if seconds is None:
         return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
