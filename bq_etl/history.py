@@ -30,7 +30,7 @@ from rq import get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from .run import ExportRun, RunSummary, ShardResult
+from .run import ExportRun, RunSummary, ShardResult, run_started
 
 #: Every outcome a run can have; all but `running` are final and recorded once.
 OUTCOMES = ("running", "loaded", "superseded", "refused", "failed", "abandoned")
@@ -242,8 +242,6 @@ def newest_loaded(redis: Redis, table: str) -> RunRecord | None:
     run_id = redis.get(loaded_key(table))
     if run_id is None:
         return None
-    from .run import run_started
-
     return run(redis, table, run_id.decode()) or RunRecord(
         table, run_id.decode(), outcome="loaded", started=run_started(run_id.decode()).timestamp())
 

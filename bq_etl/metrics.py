@@ -26,7 +26,8 @@ class HistoryCollector:
         self.exporter = exporter
 
     def describe(self) -> list[Metric]:
-        return []  # nothing fixed to describe: every scrape reads Redis
+        """Nothing: registering the collector must not read Redis; every scrape does."""
+        return []
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families (see docs/operations.md for what each means)."""

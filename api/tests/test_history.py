@@ -177,9 +177,9 @@ def test_freshness_is_late_past_the_interval_plus_margin_and_stale_at_twice_that
 
 
 def test_each_cadence_has_the_longest_gap_of_its_cron_expression():
-    from rq_scheduler.utils import get_next_scheduled_time  # noqa: F401  (the cron library rq-scheduler uses)
-    from crontab import CronTab
     from datetime import datetime, timezone
+
+    from crontab import CronTab  # the cron library rq-scheduler uses
 
     for cadence in Cadence:
         start = datetime(2026, 1, 1, tzinfo=timezone.utc)
