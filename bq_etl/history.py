@@ -99,10 +99,12 @@ class RunRecord:
 
     @property
     def seconds(self) -> float | None:
-        """How long the run took, or has taken so far if it is still running."""
+        """How long the run took, has taken so far if it is running, or ran until its last
+        progress if it is dead."""
         if not self.started:
             return None
-        return (self.ended or time.time()) - self.started
+        end = self.ended or (self.updated if self.alive is False else time.time())
+        return end - self.started
 
     @property
     def label(self) -> str:

@@ -3,9 +3,12 @@ port and loaded by headless Chromium (Debian's package), and what it shows asser
 rendered DOM and the screenshot; the auth hook refusing by default."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 import threading
 from html.parser import HTMLParser
 
@@ -17,7 +20,9 @@ from werkzeug.serving import make_server
 from api.demo.seed import seed
 from bq_etl import history
 from bq_etl.blueprint import status_blueprint
+from bq_etl.charts import bar_chart
 from bq_etl.extension import state
+from api.tests.conftest import ROOT
 from api.tests.test_pipeline import FAULTS
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,13 +34,17 @@ def cli(app, *args):
 
 
 @pytest.fixture
-def exported(app, redis):
-    """Real runs in the history: members and practitioners loaded (practitioners twice) and a
-    bad_tracks run failed on a record the schema refuses."""
-    seed(40)  # also the care tracks bad_tracks exports; its row 3 breaks the schema
+def exported(app, app_env, redis):
+    """Real runs in the history: members and practitioners loaded (practitioners twice), a
+    bad_tracks run failed on a record the schema refuses, and a killed_tracks run whose
+    process was killed after its first shard (so it stays `running`, dead)."""
+    seed(40)  # also the 8 care tracks the *_tracks exports read, in shards of 2
     for table in ("members", "practitioners", "practitioners"):
         assert cli(app, "run", table).exit_code == 0
     assert cli(app, "run", "bad_tracks").exit_code == 1
+    killed = subprocess.run([sys.executable, "-m", "flask", "export", "run", "killed_tracks"],
+                            cwd=ROOT, env={**os.environ, **app_env}, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     return app
 
 
@@ -124,11 +133,13 @@ def test_the_page_in_a_headless_browser_shows_every_table_its_runs_and_failures(
     assert members[4] == f"{state().warehouse.row_count('members'):,}"
     assert page.rows["bad_tracks"][2] == "never" and page.rows["bad_tracks"][6] == "failed"
     assert page.rows["appointments"][3:] == ["never", "-", "-", "-"]
+    assert page.rows["killed_tracks"][5] == "1/4 shards, 2 rows, DEAD (no job left)"
     assert "RecordError: table 'bad_tracks', row key 3, column 'name'" in page.failures
 
     # One mark per run in both charts, coloured by outcome.
     assert page.marks["practitioners"] == {"duration": ["mark loaded"] * 2, "rows": ["mark loaded"] * 2}
     assert page.marks["bad_tracks"]["duration"] == ["mark failed"]
+    assert page.marks["killed_tracks"]["rows"] == ["mark dead"]
     assert page.marks["appointments"] == {}  # no runs, no chart
 
     shot = tmp_path / "status.png"
@@ -163,6 +174,9 @@ def test_metrics_count_every_run_from_the_history(exported):
     assert ("bq_etl_seconds_since_last_load", (("table", "appointments"),)) not in samples
     assert sample("bq_etl_table_ok", table="members") == 1 and sample("bq_etl_table_ok", table="bad_tracks") == 0
     assert sample("bq_etl_late_after_seconds", table="members") == 3 * 3600 + 1800
+    assert sample("bq_etl_runs_running", table="killed_tracks", alive="false") == 1
+    assert sample("bq_etl_runs_running", table="killed_tracks", alive="true") == 0
+    assert sample("bq_etl_runs_total", table="killed_tracks", outcome="abandoned") == 0  # not swept yet
 
 
 def test_nothing_is_shown_without_an_auth_check_that_says_yes(app, redis):
@@ -186,3 +200,15 @@ def test_the_clinic_shows_the_page_only_to_local_debug_requests(app, redis):
     app.debug = True
     assert client.get("/bq-etl/").status_code == 200
     assert client.get("/bq-etl/", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 403
+
+
+def test_a_chart_has_one_mark_per_run_scaled_to_the_largest_and_a_run_without_a_value_still_shows():
+    chart = bar_chart("rows", [10, None, 5, 0], ["a", "b", "c", "d"], ["loaded", "running", "loaded", "failed"],
+                      width=120, height=21)
+
+    assert [bar.height for bar in chart.bars] == [20.0, 1.0, 10.0, 1.0]
+    assert [bar.y for bar in chart.bars] == [1.0, 20.0, 11.0, 20.0]
+    # 12 slots of 10 (room for more runs), 2 apart
+    assert [(bar.x, bar.width) for bar in chart.bars] == [(1.0, 8.0), (11.0, 8.0), (21.0, 8.0), (31.0, 8.0)]
+    assert [bar.kind for bar in chart.bars] == ["loaded", "running", "loaded", "failed"]
+    assert chart.top == "10"
