@@ -17,7 +17,7 @@ from bq_etl import history
 from bq_etl.cadence import Cadence
 from bq_etl.errors import ExportError
 from bq_etl.extension import state
-from bq_etl.jobs import enqueue_cadence
+from bq_etl.jobs import enqueue_cadence, enqueue_run
 from bq_etl.run import ExportRun, new_run_id, run_started
 from bq_etl.status import freshness, late_after, table_status
 from bq_etl.sweeper import sweep
@@ -64,6 +64,32 @@ def test_runs_on_workers_record_their_cadence_and_every_shard(app, workers, redi
     assert run.start_job and run.load_job.endswith("-load")
     assert run.shards_done == run.shards_total and run.rows == exporter.warehouse.row_count("members")
     assert run.job_ids
+
+
+def test_each_way_of_starting_a_run_names_its_trigger(app, redis):
+    from bq_etl.jobs import schedule_cadence
+
+    cli(app, "schedule", "midnight")
+    cli(app, "run", "practitioners", "--enqueue")
+    schedule_cadence("midnight")
+
+    assert [job.kwargs["trigger"] for job in state().queue.get_jobs()] == [
+        "midnight", "ad hoc (CLI, on workers)", "midnight (rq-scheduler)"]
+
+
+def test_a_run_whose_planning_fails_is_failed_with_the_error(app, workers, redis):
+    from api.db import db
+    from api.models import Member
+
+    enqueue_run(state(), "members")
+    Member.__table__.drop(db.engine)  # the plan's query fails in the worker
+
+    workers.start(1)
+    workers.wait()
+
+    [run] = history.runs(redis, "members")
+    assert (run.outcome, run.trigger, run.shards_total) == ("failed", "ad hoc", 0)
+    assert run.error.startswith("OperationalError: (sqlite3.OperationalError) no such table: members")
 
 
 @FAULTS
@@ -188,3 +214,16 @@ def test_each_cadence_has_the_longest_gap_of_its_cron_expression():
             now = now + timedelta(seconds=CronTab(cadence.cron).next(now, default_utc=True))
             times.append(now)
         assert max(b - a for a, b in zip(times, times[1:])) == cadence.interval
+
+
+def test_the_history_settings_are_checked_with_the_others():
+    from bq_etl.config import ExportConfig
+    from bq_etl.errors import ConfigError
+    from api.tests.test_config import GOOD
+
+    config = ExportConfig.from_mapping({**GOOD, "ETL_HISTORY_RUNS": "250", "ETL_LATE_MARGIN": "600"})
+    assert (config.history_runs, config.late_margin) == (250, 600)
+    assert (ExportConfig.from_mapping(GOOD).history_runs, ExportConfig.from_mapping(GOOD).late_margin) == (100, 1800)
+    with pytest.raises(ConfigError, match="ETL_HISTORY_RUNS must be between 1 and 100000, got 0; "
+                                          "ETL_LATE_MARGIN must be a whole number, got 'soon'"):
+        ExportConfig.from_mapping({**GOOD, "ETL_HISTORY_RUNS": "0", "ETL_LATE_MARGIN": "soon"})
