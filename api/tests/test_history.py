@@ -227,3 +227,18 @@ def test_the_history_settings_are_checked_with_the_others():
     with pytest.raises(ConfigError, match="ETL_HISTORY_RUNS must be between 1 and 100000, got 0; "
                                           "ETL_LATE_MARGIN must be a whole number, got 'soon'"):
         ExportConfig.from_mapping({**GOOD, "ETL_HISTORY_RUNS": "0", "ETL_LATE_MARGIN": "soon"})
+
+
+def test_a_superseded_run_is_recorded_as_such_and_counted(app, redis):
+    from bq_etl.run import RunSummary, ShardResult
+
+    run = ExportRun("members", new_run_id())
+    history.started(redis, run, "hourly", keep=10)
+    history.shard_exported(redis, run, ShardResult(0, "x", 7, 70))
+    assert history.finished(redis, RunSummary("members", run.run_id, shards=1, rows=7, bytes=70, status="superseded"))
+
+    record = history.run(redis, "members", run.run_id)
+    assert (record.outcome, record.rows, record.shards_done, record.error) == ("superseded", 7, 1, "")
+    totals = history.totals(redis, "members")
+    assert (totals["runs:superseded"], totals["rows"], totals["bytes"]) == (1, 7, 70)
+    assert history.newest_loaded(redis, "members") is None  # superseded loads nothing
