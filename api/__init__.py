@@ -29,6 +29,14 @@ def database_uri(url: str) -> str:
     return url
 
 
+def local_development_only() -> bool:
+    """The clinic's auth hook for the bq-etl status page: only `flask --debug run` on this machine
+    sees it. A real deployment passes its own check (an ops role, SSO) instead."""
+    from flask import current_app, request
+
+    return bool(current_app.debug) and request.remote_addr in ("127.0.0.1", "::1")
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: database from `DATABASE_URL` (else SQLite in the instance folder), then `config`."""
     app = Flask(__name__)
@@ -46,6 +54,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from bq_etl import bq_etl
     app.config.setdefault("ETL_EXPORT_MODULES", os.environ.get("ETL_EXPORT_MODULES", EXPORT_MODULES))
     bq_etl.init_app(app)
+    from bq_etl.blueprint import status_blueprint
+    app.register_blueprint(status_blueprint(auth=local_development_only), url_prefix="/bq-etl")
     # --- end bq-etl ---
 
     from api.demo import demo_cli

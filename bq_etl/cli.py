@@ -1,4 +1,5 @@
-"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep."""
+"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep, and
+show the tables' status and run history."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +9,7 @@ from typing import Any, Callable
 import click
 from flask.cli import AppGroup
 
+from . import history
 from .cadence import Cadence
 from .errors import ExportError
 from .extension import state
@@ -56,20 +58,24 @@ def run_table(table: str, enqueue: bool) -> None:
     exporter.check()
     manager = exporter.tables.get(table)()
     if enqueue:
-        job = enqueue_run(exporter, table)
+        job = enqueue_run(exporter, table, "ad hoc (CLI, on workers)")
         click.echo(f"enqueued {table} as job {job.id} on queue {exporter.queue.name!r}")
         return
     started = time.time()
     run = ExportRun(table, new_run_id(), gzip_level=exporter.config.gzip_level)
-    shards, planned = manager.plan()
+    history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
     results = []
     try:
+        shards, planned = manager.plan()
+        history.planned(exporter.redis, run, len(shards), planned)
         with click.progressbar(length=max(planned, 1), label=f"{table} ({len(shards)} shards)") as bar:
             for shard in shards:
                 result = manager.export_shard(run, shard, exporter.bucket)
                 results.append(result)
+                history.shard_exported(exporter.redis, run, result)
                 bar.update(result.rows)
-    except BaseException:
+    except BaseException as error:
+        history.failed(exporter.redis, table, run.run_id, error)
         exporter.bucket.delete_prefix(run.prefix)
         raise
     summary = load(exporter, manager, run, results, started)
@@ -140,3 +146,48 @@ def register_schedules_command() -> None:
     exporter.check()
     for name, cron, job_id in register_schedules(exporter):
         click.echo(f"{name}: '{cron}' as scheduler job {job_id}")
+
+
+@export_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 when a table is late, stale or never loaded, or its last run failed (for cron or a monitor).")
+@_clear_errors
+def status_command(as_json: bool, check: bool) -> None:
+    """Show each table's freshness, last load, running run and last failure."""
+    import json
+
+    from .status import status_lines, table_statuses
+
+    exporter = state()
+    exporter.check()
+    statuses = table_statuses(exporter)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+    else:
+        click.echo("\n".join(status_lines(statuses)))
+    if check and not all(s.ok for s in statuses):
+        bad = [s.table for s in statuses if not s.ok]
+        click.echo(f"not ok: {', '.join(bad)}", err=True)
+        raise SystemExit(1)
+
+
+@export_cli.command("history")
+@click.argument("table")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@_clear_errors
+def history_command(table: str, limit: int, as_json: bool) -> None:
+    """Show TABLE's runs, newest first: trigger, outcome, duration, shards, rows, error."""
+    import json
+
+    from .status import history_lines
+
+    exporter = state()
+    exporter.check()
+    exporter.tables.get(table)
+    runs = history.runs(exporter.redis, table, limit)
+    if as_json:
+        click.echo(json.dumps([run.to_dict() for run in runs], indent=2))
+    else:
+        click.echo("\n".join(history_lines(runs)) if runs else f"{table}: no runs in the history")

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "ETL_LOCK_WAIT": 1800,
     "ETL_GZIP_LEVEL": 0,
     "ETL_SWEEP_AFTER": 24 * 3600,  # `flask export sweep` gives up runs started longer ago
+    "ETL_HISTORY_RUNS": 100,  # runs kept in each table's history (bq_etl/history.py)
+    "ETL_LATE_MARGIN": 1800,  # seconds past its cadence's interval before a table counts as late
 }
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
@@ -55,6 +57,8 @@ class ExportConfig:
     lock_wait: int
     gzip_level: int
     sweep_after: int
+    history_runs: int = 100
+    late_margin: int = 1800
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> "ExportConfig":
@@ -113,6 +117,8 @@ class ExportConfig:
             lock_wait=number("ETL_LOCK_WAIT", 0, 7 * 24 * 3600),
             gzip_level=number("ETL_GZIP_LEVEL", 0, 9),
             sweep_after=number("ETL_SWEEP_AFTER", 60, 90 * 24 * 3600),
+            history_runs=number("ETL_HISTORY_RUNS", 1, 100_000),
+            late_margin=number("ETL_LATE_MARGIN", 0, 7 * 24 * 3600),
         )
         # A run still within its timeouts must never be swept.
         longest_run = (settings["shard_timeout"] * (settings["shard_retries"] + 1) + sum(intervals)

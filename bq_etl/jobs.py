@@ -19,6 +19,7 @@ from rq import Callback, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from . import history
 from .cadence import Cadence
 from .extension import ExporterState, state
 from .loader import load
@@ -45,34 +46,38 @@ def _in_app(job: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def enqueue_run(exporter: ExporterState, table: str) -> Job:
-    """Put a run of `table` on the queue; workers plan, export and load it."""
+def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc") -> Job:
+    """Put a run of `table` on the queue; workers plan, export and load it. `trigger` says
+    in the run history what started it (a cadence's name, "ad hoc ...")."""
     exporter.tables.get(table)
-    return exporter.queue.enqueue(start_run, table, job_timeout=exporter.config.shard_timeout,
-                                  description=f"bq-etl start {table}")
+    return exporter.queue.enqueue(start_run, table, trigger=trigger, job_timeout=exporter.config.shard_timeout,
+                                  on_failure=Callback(on_start_failure), description=f"bq-etl start {table}")
 
 
-def enqueue_cadence(exporter: ExporterState, cadence: Cadence) -> list[Job]:
-    """Enqueue a run of every table on `cadence`."""
-    return [enqueue_run(exporter, manager.table_name) for manager in exporter.tables.for_cadence(cadence)]
+def enqueue_cadence(exporter: ExporterState, cadence: Cadence, trigger: str | None = None) -> list[Job]:
+    """Enqueue a run of every table on `cadence` (`trigger` default: the cadence's name)."""
+    return [enqueue_run(exporter, manager.table_name, trigger or cadence.value)
+            for manager in exporter.tables.for_cadence(cadence)]
 
 
 @_in_app
 def schedule_cadence(cadence: str) -> list[str]:
     """Job form of `enqueue_cadence`, for rq-scheduler's cron entries."""
-    return [job.id for job in enqueue_cadence(state(), Cadence(cadence))]
+    return [job.id for job in enqueue_cadence(state(), Cadence(cadence), f"{cadence} (rq-scheduler)")]
 
 
 @_in_app
-def start_run(table: str) -> dict[str, Any]:
+def start_run(table: str, trigger: str = "ad hoc") -> dict[str, Any]:
     """Plan a run of `table` and enqueue its shard jobs and its load job."""
     exporter = state()
     config = exporter.config
     manager = exporter.tables.get(table)()
     run = ExportRun(table, new_run_id(), gzip_level=config.gzip_level)
     started = time.time()
+    history.started(exporter.redis, run, trigger, config.history_runs)
     shards, rows = manager.plan()
     load_id = load_job_id(run)
+    history.planned(exporter.redis, run, len(shards), rows, load_id)
     retry = Retry(max=config.shard_retries, interval=list(config.shard_retry_intervals) or 0) \
         if config.shard_retries else None
     shard_jobs = [
@@ -105,6 +110,7 @@ def export_shard(table: str, run_id: str, gzip_level: int, index: int, lower: An
     manager = exporter.tables.get(table)()
     run = ExportRun(table, run_id, gzip_level=gzip_level)
     result = manager.export_shard(run, Shard(index, lower, upper), exporter.bucket)
+    history.shard_exported(exporter.redis, run, result)
     if exporter.redis.exists(_abandoned_key(run_id)):
         # A sibling failed for good while this shard ran: the run will never load, so its
         # files must not outlive it.
@@ -140,7 +146,14 @@ def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> No
         return  # RQ will run it again
     event(logging.ERROR, "shard failed for good; abandoning run", table=job.meta.get("table"),
           run_id=job.meta.get("run_id"), job=job.id, error=repr(exc_value))
+    history.failed(connection, job.meta["table"], job.meta["run_id"], exc_value)
     abandon_run(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
+
+
+def on_start_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback of a run's start job: planning failed, so record the run failed."""
+    if job.meta.get("run_id"):  # set once the run was recorded as started
+        history.failed(connection, job.args[0], job.meta["run_id"], exc_value)
 
 
 def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
@@ -154,6 +167,7 @@ def abandon_run(table: str, run_id: str, load_id: str, connection) -> int:
     """Give a run up: mark it abandoned (late shards then discard their files), cancel its
     waiting shard jobs and its load job, delete its files; return how many files there were."""
     connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
+    history.abandoned(connection, table, run_id)  # no-op when the run already has an outcome
     try:
         load_job = Job.fetch(load_id, connection=connection)
     except NoSuchJobError:

@@ -5,6 +5,7 @@ import logging
 import time
 from typing import Sequence
 
+from . import history
 from .errors import LoadError
 from .extension import ExporterState
 from .lock import table_lock
@@ -40,6 +41,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 summary.status = "superseded"
             else:
                 _check_objects(bucket.names(run.prefix), results, run)
+                exporter.warehouse.job_ids = summary.job_ids  # each BigQuery job's id goes into the summary
                 exporter.warehouse.ensure_dataset()
                 exporter.warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
@@ -49,9 +51,13 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                     raise LoadError(f"table {run.table!r}, run {run.run_id}: the table's lock expired during "
                                     "the load, so another load may have overlapped it; run the table again")
                 redis.set(loaded_run_key(run.table), run.run_id)
+    except BaseException as error:
+        history.failed(redis, run.table, run.run_id, error, summary.job_ids)
+        raise
     finally:
         bucket.delete_prefix(run.prefix)
     summary.seconds = round(time.time() - started, 3)
+    history.finished(redis, summary)
     event(logging.INFO, f"run {summary.status}", table=run.table, run_id=run.run_id, rows=summary.rows,
           shards=summary.shards, seconds=summary.seconds)
     return summary

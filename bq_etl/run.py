@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -83,6 +83,8 @@ class RunSummary:
     bytes: int = 0
     seconds: float = 0.0
     status: str = "loaded"  # or "superseded": a newer run had already loaded
+    #: The BigQuery jobs the load ran (staging load, counts, copy), for the run history.
+    job_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,9 @@ class Warehouse:
     def __init__(self, client: bigquery.Client, dataset: str):
         self.client = client
         self.dataset = dataset
+        #: The id of every BigQuery job this warehouse started, in order (the loader clears it
+        #: before a run and copies it into the run's summary).
+        self.job_ids: list[str] = []
 
     def table_id(self, table: str) -> str:
         """The fully qualified `project.dataset.table` id."""
@@ -46,7 +49,9 @@ class Warehouse:
     def row_count(self, table: str) -> int:
         """COUNT(*) of a table, by query (table metadata can lag behind a load)."""
         sql = f"SELECT COUNT(*) AS n FROM `{self.table_id(table)}`"
-        return int(next(iter(self.client.query(sql).result())).n)
+        job = self.client.query(sql)
+        self.job_ids.append(job.job_id)
+        return int(next(iter(job.result())).n)
 
     def live_schema(self, table: str) -> list[SchemaField] | None:
         """The schema BigQuery holds for a table, or None if the table does not exist."""
@@ -102,7 +107,9 @@ class Warehouse:
     def _copy(self, source: str, destination: str) -> None:
         config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
         try:
-            self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config).result()
+            job = self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config)
+            self.job_ids.append(job.job_id)
+            job.result()
         except GoogleAPICallError as error:
             raise LoadError(f"replacing table {destination!r} from {source!r} failed: {error}") from error
 
@@ -115,6 +122,7 @@ class Warehouse:
         )
         try:
             job = self.client.load_table_from_uri(list(uris), self.table_id(table), job_config=config)
+            self.job_ids.append(job.job_id)
             job.result()
         except GoogleAPICallError as error:
             raise LoadError(f"loading table {table!r} from {len(uris)} files failed: {error}") from error

@@ -31,6 +31,7 @@ from api.demo.services import child_process, local_cloud, local_redis, log_tail
 from bq_etl.cadence import Cadence
 from bq_etl.extension import ExporterState, state
 from bq_etl.jobs import enqueue_cadence
+from bq_etl.status import status_lines, table_statuses
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_DIR = ROOT / ".demo"
@@ -132,6 +133,7 @@ def run_demo(rows: int, workers: int, timeout: int) -> bool:
                   ", ".join(f"{run.table} ({run.cadence.value})" for run in runs))
         _wait(runs, exporter.redis, processes, clock, deadline=time.monotonic() + timeout)
         ok = _report(runs, exporter)
+        _show_status(exporter)
         clock.say("done" if ok else "done, with failures")
         return ok
 
@@ -230,6 +232,14 @@ def _report(runs: list[TrackedRun], exporter: ExporterState) -> bool:
         click.echo(_where_to_look(), err=True)
     click.echo()
     return ok
+
+
+def _show_status(exporter: ExporterState) -> None:
+    """End with what an operator sees: `flask export status` of the tables just loaded."""
+    click.echo("flask export status (the page: see README, 'The status page'):")
+    for line in status_lines(table_statuses(exporter)):
+        click.echo(f"  {line}")
+    click.echo()
 
 
 def _exception(job: Job) -> str:
