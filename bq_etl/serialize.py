@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import RecordError, SchemaError
+from .json_values import JSON_NULL
 from .schema import TYPE_NAMES, check_schema
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class RecordEncoder:
         self.key_column = key_column
         self.naive_timestamp_zone = naive_timestamp_zone
         self._convert = _record_converter(schema, naive_timestamp_zone)
+        self._expected = {field.name: _expected(field) for field in schema}
+
+    def expected(self, column: str) -> str:
+        """The type a top-level column's value must fit, as error messages name it."""
+        return self._expected.get(column, "a column of the schema")
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """One NDJSON line (ending in a newline) for `record`; RecordError if it does not fit the schema."""
@@ -146,6 +152,8 @@ def _field_converter(field: SchemaField, zone: tzinfo | None) -> Converter:
         element = _limit_length(_SIMPLE[field_type], field.max_length, _type_name(field))
     elif field_type == "TIMESTAMP":
         element = _timestamp_converter(zone)
+    elif field_type == "JSON" and field.mode == "REQUIRED":
+        element = _required_json
     else:
         element = _SIMPLE[field_type]
     if field.mode == "REPEATED":
@@ -291,7 +299,9 @@ def _decimal_converter(field_type: str, precision: int | None, scale: int | None
                 return str(int(value))
             raise _Invalid(value, expected, out_of_range)
         if not isinstance(value, Decimal):
-            reason = "a float is not exact; pass a Decimal" if isinstance(value, float) else ""
+            reason = ("a float is not exact; pass a Decimal (SQLite keeps a NUMERIC with a fraction as a "
+                      "float: one of more than 15 significant digits cannot be read back exactly)"
+                      if isinstance(value, float) else "")
             raise _Invalid(value, expected, reason)
         # Common case, without the costly as_tuple(): |value| < 10**integer_digits and str()
         # gives plain notation with no more fractional digits than the scale.
@@ -427,7 +437,10 @@ def _wall_clock_text(value: datetime | time) -> str:
 
 
 def _json(value: Any) -> Any:
-    """A JSON column: the value itself, after checking orjson and BigQuery can both hold it."""
+    """A JSON column: the value itself, after checking orjson and BigQuery can both hold it;
+    JSON_NULL as JSON null."""
+    if value is JSON_NULL:
+        return None  # orjson writes null: BigQuery stores JSON null, not SQL NULL
     try:
         _check_json(value, 0)
     except _Invalid as e:
@@ -435,6 +448,16 @@ def _json(value: Any) -> Any:
         e.path = ""
         raise
     return value
+
+
+def _required_json(value: Any) -> Any:
+    if value is JSON_NULL:
+        raise _Invalid(
+            value, "JSON",
+            "JSON null in a REQUIRED column is refused: a load may read it as a missing value; "
+            "make the column NULLABLE to keep JSON null, or map it in to_record",
+        )
+    return _json(value)
 
 
 def _check_json(value: Any, depth: int) -> None:
