@@ -12,6 +12,10 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
 
+- SQLite `JSON`: the column has NUMERIC affinity, so a scalar JSON number is stored as a number,
+  which the stock processing cannot parse (TypeError); an integer is read as it is, a float
+  (its text lost) refused.
+
 Everything else keeps its processing (Enum, JSON, an app's TypeDecorator, ...). One more change
 serves the encoder, and only where records are the row's columns (no `to_record` to surprise):
 a JSON column holding JSON `null` reads as `JSON_NULL`, not None, so the line keeps it apart
@@ -134,6 +138,16 @@ class _JSONOrNull(TypeDecorator):
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
+        kind = type(value)
+        if kind is int:
+            # SQLite's NUMERIC affinity (a column declared JSON has it) stores an integer JSON
+            # text as an integer, exactly.
+            return value
+        if kind is float:
+            raise ValueError(
+                "SQLite stored this JSON number as a binary float, so its JSON text is lost; "
+                "declare the column with TEXT affinity (e.g. JSON().with_variant(Text, 'sqlite'))"
+            )
         parsed = self.parse(value)
         return JSON_NULL if parsed is None else parsed
 
