@@ -153,8 +153,8 @@ EDGES: dict[str, list[Column]] = {
             Edge(sa.JSON.NULL, expected=None, line=None)]),
         Column("tags", postgresql.ARRAY(sa.Text), _f("tags", "STRING", "REPEATED"), [
             Edge(["a", "🙏", ""]), Edge([]), Edge(None, expected=[])]),
-        Column("counts", postgresql.ARRAY(sa.BigInteger), _f("counts", "INTEGER", "REPEATED"), [
-            Edge([0, -(2**63), 2**63 - 1])]),
+        Column("counts", postgresql.ARRAY(sa.Integer), _f("counts", "INTEGER", "REPEATED"), [
+            Edge([0, -(2**31), 2**31 - 1])]),
         Column("flags", postgresql.ARRAY(sa.Boolean), _f("flags", "BOOLEAN", "REPEATED"), [Edge([True, False])]),
     ],
     "mariadb": [

@@ -25,12 +25,11 @@ from api.tests.edge_values import (
 from bq_etl.errors import RecordError
 from bq_etl.extension import state
 from bq_etl.manager import ExportShardManager
+from bq_etl.postgres_lines import postgres_lines
 from bq_etl.run import Shard
 
-pytestmark = [
-    pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True),
-    pytest.mark.export_modules("api.tests.edge_values"),
-]
+pytestmark = pytest.mark.export_modules("api.tests.edge_values")
+ALL_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
 
 
 @pytest.fixture
@@ -94,6 +93,7 @@ def mismatches(column: Column, edge: Edge, record: dict[str, Any], got: Any) -> 
     return problems
 
 
+@ALL_DATABASES
 def test_every_edge_value_arrives_in_bigquery_exactly(app, database, tables):
     export = EXPORTS[database][0]
     rows = edge_rows(EDGES[database])
@@ -117,6 +117,7 @@ def test_every_edge_value_arrives_in_bigquery_exactly(app, database, tables):
     assert problems == []
 
 
+@ALL_DATABASES
 def test_every_reject_row_is_refused_naming_its_key_and_column(app, database, tables):
     export = EXPORTS[database][1]
     rows = reject_rows(REJECTS[database])
@@ -135,6 +136,7 @@ def test_every_reject_row_is_refused_naming_its_key_and_column(app, database, ta
     assert refused == [(export.table_name, row_id, column.name, True) for row_id, column, _ in rows] * 2
 
 
+@ALL_DATABASES
 def test_a_run_with_a_refused_row_fails_before_anything_is_loaded(app, database, tables):
     export = EXPORTS[database][1]
     rows = reject_rows(REJECTS[database])
@@ -149,3 +151,17 @@ def test_a_run_with_a_refused_row_fails_before_anything_is_loaded(app, database,
     assert named, result.output
     assert (int(named[1]), named[2]) in {(row_id, column.name) for row_id, column, _ in rows}
     assert state().warehouse.live_schema(export.table_name) is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresqls_fast_path_writes_the_python_paths_line_for_every_edge(app, tables):
+    export = EXPORTS["postgresql"][0]
+    filled(export, edge_rows(EDGES["postgresql"]))
+    fast, python = with_every_column(export), with_every_column(export)
+    python.database_lines = False
+
+    assert postgres_lines(fast, Shard(0)) is not None  # the fast path applies to the table
+    fast.session.rollback()
+    # As JSON, so 1 and 1.0 or 0.0 and -0.0 differ; object keys sorted (jsonb orders a json's keys).
+    assert orjson.dumps(written(fast), option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        written(python), option=orjson.OPT_SORT_KEYS)
