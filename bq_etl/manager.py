@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
-from .errors import ExportError
 from .json_values import fast_json
 from .raw_values import exact_statement
 from .run import ExportRun, Shard, ShardResult
@@ -186,8 +185,6 @@ class ExportShardManager:
         while True:
             try:
                 batch = next(batches, None)
-            except ExportError:
-                raise
             except Exception as error:
                 self._raise_located(statement, error, last)
             if batch is None:

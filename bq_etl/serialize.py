@@ -69,7 +69,7 @@ class RecordEncoder:
 
     def expected(self, column: str) -> str:
         """The type a top-level column's value must fit, as error messages name it."""
-        return self._expected.get(column, "a column of the schema")
+        return self._expected.get(column, "a value the database driver can read")
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """One NDJSON line (ending in a newline) for `record`; RecordError if it does not fit the schema."""
@@ -340,7 +340,7 @@ def _exact_decimal(value: Decimal, expected: str, scale: int, integer_digits: in
 def _timestamp_converter(zone: tzinfo | None) -> Converter:
     def convert(value: Any) -> str:
         if type(value) is not datetime and not isinstance(value, datetime):
-            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else "")
+            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else _zero_date(value))
         value_zone = value.tzinfo
         if value_zone is _UTC:
             return _utc(value)
@@ -367,7 +367,7 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
 
 def _datetime(value: Any) -> datetime | str:
     if type(value) is not datetime and not isinstance(value, datetime):
-        raise _Invalid(value, "DATETIME")
+        raise _Invalid(value, "DATETIME", _zero_date(value))
     if value.tzinfo is not None:
         if value.utcoffset() is not None:
             raise _Invalid(
@@ -383,9 +383,17 @@ def _date(value: Any) -> date | str:
     if type(value) is date:
         return value  # orjson writes YYYY-MM-DD
     if not isinstance(value, date) or isinstance(value, datetime):
-        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else ""
+        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else _zero_date(value)
         raise _Invalid(value, "DATE", reason)
     return value.isoformat()
+
+
+def _zero_date(value: Any) -> str:
+    """Why a MariaDB zero date (which pymysql hands back as text) is refused, else nothing."""
+    if isinstance(value, str) and value.startswith("0000-00-00"):
+        return ("MariaDB's zero date: BigQuery has no year 0; store NULL instead, "
+                "or map it to NULL in the export's query() (NULLIF)")
+    return ""
 
 
 def _time(value: Any) -> time | str:

@@ -687,3 +687,10 @@ def test_datetimes_dates_and_times_nested_in_arrays_and_records_keep_the_canonic
         b'"visit":{"at":"2024-02-03T04:05:06.000007","on":"2024-02-03","opens":"08:00:00.000001",'
         b'"logged":"2024-02-03T04:05:06.999999Z"}}\n'
     )
+
+
+@pytest.mark.parametrize("kind", ["DATE", "DATETIME", "TIMESTAMP"])
+def test_a_mariadb_zero_date_is_refused_with_what_to_do(kind):
+    error = refusal(SchemaField("day", kind), "0000-00-00", expected=kind)
+
+    assert error.reason.startswith("MariaDB's zero date: BigQuery has no year 0; store NULL instead")
