@@ -12,6 +12,9 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
 
+- SQLite `DateTime`, `Date`, `Time`: a stored text with more than six fractional digits would be
+  cut to microseconds; it is refused instead (malformed text raises, as before, and is named by
+  `driver_errors`).
 - SQLite `JSON`: the column has NUMERIC affinity, so a scalar JSON number is stored as a number,
   which the stock processing cannot parse (TypeError); an integer is read as it is, a float
   (its text lost) refused.
@@ -24,11 +27,12 @@ from SQL NULL.
 from __future__ import annotations
 
 import math
+import re
 from datetime import time, timedelta
 from decimal import Context, Decimal
 from typing import Any, Callable
 
-from sqlalchemy import JSON, Boolean, Float, Numeric, Select, Text, Time, cast, type_coerce
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Numeric, Select, Text, Time, cast, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
 
@@ -38,6 +42,7 @@ _ONE_DAY = timedelta(days=1)
 # A double holds any decimal of up to 15 significant digits exactly enough to give it back
 # (DBL_DIG): its shortest repr is then that decimal. Beyond, the repr may not be what was written.
 _FLOAT_DIGITS = 15
+_SUB_MICROSECOND = re.compile(r"\.[0-9]{7}")
 # Wide enough for any SQLite integer (19 digits) with any NUMERIC scale.
 _WIDE = Context(prec=200)
 
@@ -64,6 +69,8 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         return type_coerce(column, _IntegerBoolean())
     if dialect.name == "sqlite" and isinstance(impl, Numeric) and not isinstance(impl, Float) and impl.asdecimal:
         return type_coerce(column, _SQLiteDecimal(impl.scale))
+    if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
+        return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
     if json_nulls and isinstance(impl, JSON):
         parse = getattr(dialect, "_json_deserializer", None) or loads
         # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
@@ -122,6 +129,24 @@ class _SQLiteDecimal(TypeDecorator):
         if self.scale is not None and number.as_tuple().exponent >= -self.scale:
             return number.quantize(Decimal(1).scaleb(-self.scale), context=_WIDE)
         return number
+
+
+class _SQLiteTemporal(TypeDecorator):
+    """SQLite's date and time text parsed by SQLAlchemy's own processor, unless it has more
+    fractional digits than a microsecond, which the processor would drop."""
+
+    impl = NullType
+    # Holds the processor: kept out of SQLAlchemy's statement cache.
+    cache_ok = False
+
+    def __init__(self, parse: Callable[[Any], Any]):
+        super().__init__()
+        self.parse = parse
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if type(value) is str and _SUB_MICROSECOND.search(value):
+            raise ValueError("more than 6 fractional digits would be cut to microseconds")
+        return self.parse(value) if value is not None else None
 
 
 class _JSONOrNull(TypeDecorator):
