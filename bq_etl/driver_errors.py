@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, Text, cast
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from .errors import RecordError
 
@@ -27,6 +27,8 @@ def located_error(manager: ExportShardManager, statement: Select, error: BaseExc
     """The RecordError for the row and column of `statement` (a shard query, ordered by the
     shard key) that raised `error` while being read, looking only at keys above `after` when
     given; None if no single value reproduces it (the connection failed, say)."""
+    if isinstance(error, DBAPIError) and not isinstance(error, DataError):
+        return None  # the database or the connection failed, not a value: nothing to look for
     try:
         with manager.session.get_bind().connect() as connection:
             return _locate(manager, connection, statement, error, after)

@@ -60,14 +60,7 @@ def fast_json(connection: Connection) -> Iterator[None]:
 
 
 class JsonNull:
-    """The type of `JSON_NULL`."""
-
-    _instance: "JsonNull | None" = None
-
-    def __new__(cls) -> "JsonNull":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    """The type of `JSON_NULL` (falsy, like the None it stands apart from)."""
 
     def __repr__(self) -> str:
         return "JSON_NULL"

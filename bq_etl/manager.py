@@ -142,7 +142,7 @@ class ExportShardManager:
             with fast_json(connection):
                 # A Core result on the session's connection: rows as `lookup` gives them, without
                 # the ORM's result handling.
-                try:
+                try:  # a streamed result reads its first row already
                     result = connection.execute(statement.execution_options(yield_per=FETCH_ROWS))
                 except Exception as error:
                     self._raise_located(statement, error)
