@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,9 +40,11 @@ class Edge:
     line: Any = UNSET
 
     def stored(self) -> Any:
+        """What the row is inserted with."""
         return sa.literal_column(self.sql) if self.sql is not None else self.value
 
     def bigquery(self) -> Any:
+        """What the BigQuery client reads back."""
         return self.value if self.expected is SAME else self.expected
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from api.db import db
 from api.tests.edge_values import (
-    EDGES, EXPORTS, REJECTS, UNSET, Column, Edge, edge_rows, reject_rows, with_every_column,
+    EDGES, EXPORTS, REJECTS, UNSET, Column, Edge, Reject, edge_rows, reject_rows, with_every_column,
 )
 from bq_etl.errors import RecordError
 from bq_etl.extension import state
@@ -45,7 +45,7 @@ def filled(export: type[ExportShardManager], rows: list[tuple[int, Column, Any]]
     table.create(db.engine)
     with db.engine.begin() as connection:
         for row_id, column, value in rows:  # one by one: each row sets a different column
-            stored = sa.literal_column(value.sql) if hasattr(value, "reason") else value.stored()
+            stored = sa.literal_column(value.sql) if isinstance(value, Reject) else value.stored()
             connection.execute(table.insert().values({"id": row_id, column.name: stored}))
     return table
 
