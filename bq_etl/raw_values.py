@@ -12,6 +12,8 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
 
+- `Float(asdecimal=True)`, on every dialect: the float becomes a Decimal of ten decimal places,
+  so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back.
 - SQLite `DateTime`, `Date`, `Time`: a stored text with more than six fractional digits would be
   cut to microseconds; it is refused instead (malformed text raises, as before, and is named by
   `driver_errors`).
@@ -69,6 +71,10 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         return type_coerce(column, _IntegerBoolean())
     if dialect.name == "sqlite" and isinstance(impl, Numeric) and not isinstance(impl, Float) and impl.asdecimal:
         return type_coerce(column, _SQLiteDecimal(impl.scale))
+    # psycopg's Float implementation is no Float subclass: ask the type as declared.
+    declared = column.type._variant_mapping.get(dialect.name, column.type)
+    if isinstance(declared, Float) and declared.asdecimal:
+        return type_coerce(column, _FloatDecimal())
     if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
         return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
     if json_nulls and isinstance(impl, JSON):
@@ -129,6 +135,19 @@ class _SQLiteDecimal(TypeDecorator):
         if self.scale is not None and number.as_tuple().exponent >= -self.scale:
             return number.quantize(Decimal(1).scaleb(-self.scale), context=_WIDE)
         return number
+
+
+class _FloatDecimal(TypeDecorator):
+    """A float column read as Decimal: the shortest decimal that is the same float; NaN and the
+    infinities (no Decimal BigQuery can hold) and other types raw."""
+
+    impl = NullType
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if type(value) is float and math.isfinite(value):
+            return Decimal(repr(value))
+        return value
 
 
 class _SQLiteTemporal(TypeDecorator):

@@ -5,6 +5,7 @@ a value the driver cannot read named by its row (`driver_errors`)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import orjson
@@ -168,6 +169,19 @@ def test_to_record_still_gets_a_decimal_from_a_sqlite_numeric_exact_beyond_2_pow
 
     assert records_of(manager) == [{"id": 1, "v": "9007199254740993", "seen": "Decimal"},
                                    {"id": 2, "v": "0.1", "seen": "Decimal"}]
+
+
+@ALL_DATABASES
+def test_a_float_read_as_decimal_keeps_its_digits(metadata):
+    table = sa.Table("ratios", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.Double(asdecimal=True)))
+    filled(table, "VALUES (1, 0.1), (2, 0.000000000001)")
+
+    with pytest.raises(RecordError) as caught:  # not 0.0000000000: the ten places of SQLAlchemy's own
+        records_of(export_of(table, [SchemaField("v", "NUMERIC")], reshaped=True))
+
+    assert (caught.value.key, caught.value.value) == (2, Decimal("1E-12"))
+    assert "more than 9 fractional digits" in caught.value.reason
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
