@@ -11,7 +11,6 @@ The lossy processings (SQLAlchemy 2.0):
   non-zero integer reads as True, so a stored 2 becomes `true`.
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
-
 - `Float(asdecimal=True)`, on every dialect: the float becomes a Decimal of ten decimal places,
   so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back.
 - SQLite `DateTime`, `Date`, `Time`: a stored text with more than six fractional digits would be
@@ -41,8 +40,8 @@ from sqlalchemy.types import NullType, TypeDecorator
 from .json_values import JSON_NULL, loads
 
 _ONE_DAY = timedelta(days=1)
-# A double holds any decimal of up to 15 significant digits exactly enough to give it back
-# (DBL_DIG): its shortest repr is then that decimal. Beyond, the repr may not be what was written.
+# Any decimal of up to 15 significant digits survives a round trip through a double (DBL_DIG):
+# the double's shortest repr is that decimal. Beyond 15, the repr may differ from what was written.
 _FLOAT_DIGITS = 15
 _SUB_MICROSECOND = re.compile(r"\.[0-9]{7}")
 # Wide enough for any SQLite integer (19 digits) with any NUMERIC scale.
