@@ -57,3 +57,19 @@ def fast_json(connection: Connection) -> Iterator[None]:
         yield
     finally:
         event.remove(connection, "before_cursor_execute", use_loads)
+
+
+class JsonNull:
+    """The type of `JSON_NULL` (falsy, like the None it stands apart from)."""
+
+    def __repr__(self) -> str:
+        return "JSON_NULL"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: A JSON column holding JSON `null` (not SQL NULL): written as `"column": null`, which BigQuery
+#: stores as JSON null. The Python path reads it so where records are the row's columns; a
+#: `to_record` may return it too.
+JSON_NULL = JsonNull()

@@ -5,14 +5,16 @@ import sys
 from datetime import timezone, tzinfo
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, NoReturn, Sequence
 
 from flask import current_app
 from sqlalchemy import Row, Select
 from sqlalchemy.orm import Session
 
 from .cadence import Cadence
+from .driver_errors import located_error
 from .json_values import fast_json
+from .raw_values import exact_statement
 from .run import ExportRun, Shard, ShardResult
 from .schema import load_schema
 from .serialize import RecordEncoder
@@ -136,24 +138,66 @@ class ExportShardManager:
                 if built is not None:
                     yield from built
                     return
-            statement = shard_query(self.query(), self.key, shard).execution_options(yield_per=FETCH_ROWS)
+            statement = self._exact(shard_query(self.query(), self.key, shard))
             with fast_json(connection):
                 # A Core result on the session's connection: rows as `lookup` gives them, without
                 # the ORM's result handling.
-                result = connection.execute(statement)
+                try:  # a streamed result reads its first row already
+                    result = connection.execute(statement.execution_options(yield_per=FETCH_ROWS))
+                except Exception as error:
+                    self._raise_located(statement, error)
                 encode = self.encoder.encode
                 keys = tuple(result.keys())
                 # A batch's lines go out as one item.
                 if self.records_are_columns() and len(set(keys)) == len(keys):
                     # The default records, built without a Row mapping each.
-                    for batch in result.partitions(ENCODE_ROWS):
+                    for batch in self._batches(result, statement, keys, ENCODE_ROWS):
                         yield b"".join([encode(dict(zip(keys, row))) for row in batch])
                     return
                 size = ENCODE_ROWS if type(self).records is ExportShardManager.records else FETCH_ROWS
-                for batch in result.partitions(size):
+                for batch in self._batches(result, statement, keys, size):
                     yield b"".join([encode(record) for record in self.records(batch)])
         finally:
             self.session.rollback()
+
+    def lines_by_key(self, statement: Select) -> dict[Any, bytes]:
+        """The Python path's line of each row `statement` (the shard query narrowed to a few
+        keys) selects, by shard key, read through `lookup`: how a fast path (`postgres_lines`)
+        writes the rows it cannot vouch for, so they get exactly this path's lines and errors."""
+        statement = self._exact(statement)
+        try:
+            rows = self.lookup(statement)
+        except Exception as error:
+            self._raise_located(statement, error)
+        encode, key_column = self.encoder.encode, self.key_column
+        return {record[key_column]: encode(record) for record in self.records(rows)}
+
+    def _exact(self, statement: Select) -> Select:
+        """`statement` reading every column exactly (see `raw_values`)."""
+        return exact_statement(statement, self.session.get_bind().dialect, json_nulls=self.records_are_columns())
+
+    def _batches(self, result: Any, statement: Select, keys: tuple[str, ...], size: int) -> Iterator[Sequence[Any]]:
+        """The result's rows in batches of `size`; a value the driver cannot read raises a
+        RecordError naming its row (see `driver_errors`)."""
+        at = keys.index(self.key_column) if self.key_column in keys else None
+        batches = result.partitions(size)
+        last = None
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as error:
+                self._raise_located(statement, error, last)
+            if batch is None:
+                return
+            yield batch
+            if at is not None:
+                last = batch[-1][at]
+
+    def _raise_located(self, statement: Select, error: Exception, after: Any = None) -> NoReturn:
+        located = located_error(self, statement, error, after)
+        if located is None:
+            raise error
+        raise located from error
 
     def export_shard(self, run: ExportRun, shard: Shard, bucket: Bucket | None) -> ShardResult:
         """Export one shard of `run` into `bucket`: query, serialize, validate and deliver it."""

@@ -358,8 +358,9 @@ def _json(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | 
         ref, cast = column.ref, ()
     else:
         return None
-    # The Python path reads a JSON null as None: left out, or refused in a REQUIRED field.
-    value = f"{ref}::text" if field.mode == "REQUIRED" else f"NULLIF({ref}::text, 'null')"
+    # A JSON null is written as null (BigQuery's JSON null); the Python path refuses it in a
+    # REQUIRED field.
+    value = f"{ref}::text"
     required = (f"jsonb_typeof({ref}) = 'null'",) if field.mode == "REQUIRED" else ()
     return _Field(value, cast + required + (
         f"CASE WHEN pg_column_size({ref}) < {_JSON_DEPTH_MIN_BYTES} AND pg_column_compression({ref}) IS NULL "
@@ -513,6 +514,5 @@ def _with_suspects_encoded(manager: ExportShardManager, shard: Shard,
     out."""
     keys = [chunk[index][1] for index in sorted(suspects)]
     statement = shard_query(manager.query(), manager.key, shard).where(manager.key.in_(keys))
-    encode, key_column = manager.encoder.encode, manager.key_column
-    encoded = {record[key_column]: encode(record) for record in manager.records(manager.lookup(statement))}
+    encoded = manager.lines_by_key(statement)
     return [encoded.get(key, b"") if index in suspects else line for index, (line, key) in enumerate(chunk)]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import RecordError, SchemaError
+from .json_values import JSON_NULL
 from .schema import TYPE_NAMES, check_schema
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class RecordEncoder:
         self.key_column = key_column
         self.naive_timestamp_zone = naive_timestamp_zone
         self._convert = _record_converter(schema, naive_timestamp_zone)
+        self._expected = {field.name: _expected(field) for field in schema}
+
+    def expected(self, column: str) -> str:
+        """The type a top-level column's value must fit, as error messages name it."""
+        return self._expected.get(column, "a value the database driver can read")
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """One NDJSON line (ending in a newline) for `record`; RecordError if it does not fit the schema."""
@@ -146,6 +152,8 @@ def _field_converter(field: SchemaField, zone: tzinfo | None) -> Converter:
         element = _limit_length(_SIMPLE[field_type], field.max_length, _type_name(field))
     elif field_type == "TIMESTAMP":
         element = _timestamp_converter(zone)
+    elif field_type == "JSON" and field.mode == "REQUIRED":
+        element = _required_json
     else:
         element = _SIMPLE[field_type]
     if field.mode == "REPEATED":
@@ -291,7 +299,9 @@ def _decimal_converter(field_type: str, precision: int | None, scale: int | None
                 return str(int(value))
             raise _Invalid(value, expected, out_of_range)
         if not isinstance(value, Decimal):
-            reason = "a float is not exact; pass a Decimal" if isinstance(value, float) else ""
+            reason = ("a float is not exact; pass a Decimal (SQLite keeps a NUMERIC with a fraction as a "
+                      "float: one of more than 15 significant digits cannot be read back exactly)"
+                      if isinstance(value, float) else "")
             raise _Invalid(value, expected, reason)
         # Common case, without the costly as_tuple(): |value| < 10**integer_digits and str()
         # gives plain notation with no more fractional digits than the scale.
@@ -330,7 +340,7 @@ def _exact_decimal(value: Decimal, expected: str, scale: int, integer_digits: in
 def _timestamp_converter(zone: tzinfo | None) -> Converter:
     def convert(value: Any) -> str:
         if type(value) is not datetime and not isinstance(value, datetime):
-            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else "")
+            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else _zero_date(value))
         value_zone = value.tzinfo
         if value_zone is _UTC:
             return _utc(value)
@@ -357,7 +367,7 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
 
 def _datetime(value: Any) -> datetime | str:
     if type(value) is not datetime and not isinstance(value, datetime):
-        raise _Invalid(value, "DATETIME")
+        raise _Invalid(value, "DATETIME", _zero_date(value))
     if value.tzinfo is not None:
         if value.utcoffset() is not None:
             raise _Invalid(
@@ -373,9 +383,17 @@ def _date(value: Any) -> date | str:
     if type(value) is date:
         return value  # orjson writes YYYY-MM-DD
     if not isinstance(value, date) or isinstance(value, datetime):
-        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else ""
+        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else _zero_date(value)
         raise _Invalid(value, "DATE", reason)
     return value.isoformat()
+
+
+def _zero_date(value: Any) -> str:
+    """Why a MariaDB zero date (which pymysql hands back as text) is refused, else nothing."""
+    if isinstance(value, str) and value.startswith("0000-00-00"):
+        return ("MariaDB's zero date: BigQuery has no year 0; store NULL instead, "
+                "or map it to NULL in the export's query() (NULLIF)")
+    return ""
 
 
 def _time(value: Any) -> time | str:
@@ -427,7 +445,10 @@ def _wall_clock_text(value: datetime | time) -> str:
 
 
 def _json(value: Any) -> Any:
-    """A JSON column: the value itself, after checking orjson and BigQuery can both hold it."""
+    """A JSON column: the value itself, after checking orjson and BigQuery can both hold it;
+    JSON_NULL as JSON null."""
+    if value is JSON_NULL:
+        return None  # orjson writes null: BigQuery stores JSON null, not SQL NULL
     try:
         _check_json(value, 0)
     except _Invalid as e:
@@ -435,6 +456,16 @@ def _json(value: Any) -> Any:
         e.path = ""
         raise
     return value
+
+
+def _required_json(value: Any) -> Any:
+    if value is JSON_NULL:
+        raise _Invalid(
+            value, "JSON",
+            "JSON null in a REQUIRED column is refused: a load may read it as a missing value; "
+            "make the column NULLABLE to keep JSON null, or map it in to_record",
+        )
+    return _json(value)
 
 
 def _check_json(value: Any, depth: int) -> None:

@@ -1,21 +1,29 @@
 """How `ExportShardManager.lines` hands a shard's rows to `records` and the encoder: in batches
 of FETCH_ROWS where `records` is overridden (one side query per batch), in smaller ones
-otherwise, and every row exactly once, in key order."""
+otherwise, and every row exactly once, in key order; each value read exactly (`raw_values`), and
+a value the driver cannot read named by its row (`driver_errors`)."""
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import orjson
 import pytest
+import sqlalchemy as sa
+from google.cloud.bigquery import SchemaField
 from sqlalchemy import Row
+from sqlalchemy.exc import DBAPIError
 
 from api.db import db
+from bq_etl.cadence import Cadence
+from bq_etl.errors import RecordError
 from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS, ExportShardManager
 from bq_etl.run import Shard
 from api.models import CareTrack
 from api.tests.fault_exports import TracksExport
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
+ALL_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
 
 ROWS = FETCH_ROWS + ENCODE_ROWS + 1
 
@@ -54,6 +62,7 @@ def records_of(manager: ExportShardManager) -> list[dict[str, Any]]:
     return [orjson.loads(line) for item in manager.lines(Shard(0)) for line in item.splitlines()]
 
 
+@ALL_DATABASES
 def test_an_overridden_records_gets_batches_of_fetch_rows_for_its_side_queries(tracks):
     manager = BatchedTracksExport()
 
@@ -63,6 +72,139 @@ def test_an_overridden_records_gets_batches_of_fetch_rows_for_its_side_queries(t
     assert records == [{"id": i, "name": f"T{i}"} for i in range(1, ROWS + 1)]
 
 
+@ALL_DATABASES
 @pytest.mark.parametrize("export, name", [(PlainTracksExport, "t{}"), (ReshapedTracksExport, "T{}")])
 def test_every_row_is_written_once_in_key_order_whatever_the_batching(tracks, export, name):
     assert records_of(export()) == [{"id": i, "name": name.format(i)} for i in range(1, ROWS + 1)]
+
+
+# --- reading each value exactly, or naming the row it cannot be read from ------------------------
+
+@pytest.fixture
+def metadata(app):
+    """A MetaData for the test's own tables, dropped after it."""
+    metadata = sa.MetaData()
+    yield metadata
+    db.session.rollback()
+    metadata.drop_all(db.engine)
+
+
+def export_of(table: sa.Table, fields: list[SchemaField], reshaped: bool = False) -> ExportShardManager:
+    """An export of every column of `table` (keyed by `id`); with `reshaped`, through `to_record`."""
+
+    class TableExport(ExportShardManager):
+        table_name = table.name
+        cadence = Cadence.HOURLY
+        shard_key = table.c.id
+        schema = [SchemaField("id", "INTEGER", "REQUIRED"), *fields]
+        database_lines = False
+
+        def query(self) -> sa.Select:
+            return sa.select(table)
+
+    if reshaped:
+        TableExport.to_record = lambda self, row: {**row._mapping, "seen": type(row.v).__name__}
+        TableExport.schema = [*TableExport.schema, SchemaField("seen", "STRING")]
+    return TableExport()
+
+
+def filled(table: sa.Table, sql_rows: str) -> None:
+    with db.engine.begin() as connection:
+        table.create(connection)
+        connection.exec_driver_sql(f"INSERT INTO {table.name} {sql_rows}")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("reshaped", [False, True], ids=["columns", "to_record"])
+def test_a_value_the_driver_cannot_read_deep_in_a_shard_is_named_by_its_row(metadata, reshaped):
+    table = sa.Table("instants", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.DateTime(timezone=True)))
+    filled(table, "SELECT n, CASE WHEN n = 2345 THEN timestamptz 'infinity' ELSE now() END "
+                  "FROM generate_series(1, 2500) AS n")
+
+    with pytest.raises(RecordError) as caught:
+        records_of(export_of(table, [SchemaField("v", "TIMESTAMP")], reshaped))
+
+    assert (caught.value.key, caught.value.column, caught.value.value) == (2345, "v", "infinity")
+    assert "DataError: timestamp too large (after year 10K)" in str(caught.value)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_failure_no_single_value_explains_stays_the_databases_error(metadata):
+    table = sa.Table("ratios", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer))
+    filled(table, "VALUES (1, 1), (2, 0)")
+    manager = export_of(table, [SchemaField("v", "INTEGER")])
+    manager.query = lambda: sa.select(table.c.id, (1 / table.c.v).label("v"))
+
+    with pytest.raises(DBAPIError, match="division by zero"):
+        records_of(manager)
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_to_record_still_gets_a_time_and_a_bool_from_mariadb(metadata):
+    table = sa.Table("visits", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.Time), sa.Column("flag", sa.Boolean))
+    filled(table, "VALUES (1, '23:59:59', 1)")
+    manager = export_of(table, [SchemaField("v", "TIME"), SchemaField("flag", "BOOLEAN")], reshaped=True)
+
+    assert records_of(manager) == [{"id": 1, "v": "23:59:59.000000", "flag": True, "seen": "time"}]
+
+
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+def test_a_mariadb_time_beyond_a_day_is_refused_not_wrapped(metadata):
+    table = sa.Table("visits", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Time))
+    filled(table, "VALUES (1, '22:59:59'), (2, '838:59:59')")
+
+    with pytest.raises(RecordError) as caught:
+        records_of(export_of(table, [SchemaField("v", "TIME")]))
+
+    assert (caught.value.key, caught.value.column, caught.value.value) == (2, "v", timedelta(hours=838, seconds=3599))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_to_record_still_gets_a_decimal_from_a_sqlite_numeric_exact_beyond_2_pow_53(metadata):
+    table = sa.Table("amounts", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Numeric))
+    filled(table, "VALUES (1, 9007199254740993), (2, 0.1)")
+    manager = export_of(table, [SchemaField("v", "NUMERIC")], reshaped=True)
+
+    assert records_of(manager) == [{"id": 1, "v": "9007199254740993", "seen": "Decimal"},
+                                   {"id": 2, "v": "0.1", "seen": "Decimal"}]
+
+
+@ALL_DATABASES
+def test_a_float_read_as_decimal_keeps_its_digits(metadata):
+    table = sa.Table("ratios", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.Double(asdecimal=True)))
+    filled(table, "VALUES (1, 0.1), (2, 0.000000000001)")
+
+    with pytest.raises(RecordError) as caught:  # not 0.0000000000: the ten places of SQLAlchemy's own
+        records_of(export_of(table, [SchemaField("v", "NUMERIC")], reshaped=True))
+
+    assert (caught.value.key, caught.value.value) == (2, Decimal("1E-12"))
+    assert "more than 9 fractional digits" in caught.value.reason
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_json_null_is_written_as_null_unless_to_record_makes_the_record(metadata):
+    table = sa.Table("docs", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.JSON))
+    filled(table, "VALUES (1, 'null'), (2, NULL), (3, '{\"a\": null}')")
+    field = SchemaField("v", "JSON")
+
+    assert records_of(export_of(table, [field])) == [{"id": 1, "v": None}, {"id": 2}, {"id": 3, "v": {"a": None}}]
+    assert records_of(export_of(table, [field], reshaped=True)) == [
+        {"id": 1, "seen": "NoneType"}, {"id": 2, "seen": "NoneType"}, {"id": 3, "v": {"a": None}, "seen": "dict"}]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_apps_own_type_keeps_its_processing(metadata):
+    class Lowered(sa.TypeDecorator):
+        impl = sa.Text
+        cache_ok = True
+
+        def process_result_value(self, value, dialect):
+            return value.lower()
+
+    table = sa.Table("names", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", Lowered))
+    filled(table, "VALUES (1, 'ABC')")
+
+    assert records_of(export_of(table, [SchemaField("v", "STRING")])) == [{"id": 1, "v": "abc"}]

@@ -223,7 +223,7 @@ EDGE_ROWS = [
         "amount": Decimal("0.000000001"), "wide": Decimal("99999999999999999999999999999999999999"),
         "money": Decimal("-0.01"), "flag": True, "label": "", "code": "", "status": "done", "blob": b"",
         "instant": datetime(2000, 2, 29, tzinfo=UTC), "day": date(9999, 12, 31), "clock": time(0, 0),
-        "doc": None,  # JSONB's default none_as_null=False: a JSON null, which the Python path leaves out
+        "doc": None,  # JSONB's default none_as_null=False: a JSON null, written as null by both paths
         "tags": [], "flags": [],
     },
     {

@@ -13,6 +13,7 @@ import pytest
 from google.cloud.bigquery import SchemaField
 
 from bq_etl.errors import RecordError, SchemaError
+from bq_etl.json_values import JSON_NULL
 from bq_etl.serialize import RecordEncoder
 
 ID = SchemaField("id", "INTEGER", "REQUIRED")
@@ -254,7 +255,7 @@ def test_non_finite_numeric_is_refused(value):
 
 
 def test_float_in_a_numeric_column_is_refused():
-    assert refusal(NUMERIC, 0.1, expected="NUMERIC").reason == "a float is not exact; pass a Decimal"
+    assert refusal(NUMERIC, 0.1, expected="NUMERIC").reason.startswith("a float is not exact; pass a Decimal")
 
 
 def test_parameterised_numeric_accepts_values_within_its_precision_and_scale():
@@ -508,6 +509,22 @@ def test_json_value_is_nested_raw_in_the_line():
     assert encode(JSON, value) == b'{"id":7,"payload":{"a":1,"b":[true,null,"x"],"c":{"d":1.5}}}\n'
 
 
+def test_json_null_is_written_as_null_apart_from_sql_null_which_is_left_out():
+    payload = SchemaField("payload", "JSON")
+
+    assert (encode(payload, JSON_NULL), encode(payload, None)) == (b'{"id":7,"payload":null}\n', b'{"id":7}\n')
+
+
+def test_json_null_in_a_required_json_column_is_refused():
+    error = refusal(SchemaField("payload", "JSON", "REQUIRED"), JSON_NULL, expected="JSON")
+
+    assert "make the column NULLABLE" in error.reason
+
+
+def test_json_null_outside_a_json_column_is_refused():
+    refusal(SchemaField("reason", "STRING"), JSON_NULL, expected="STRING")
+
+
 def test_json_string_stays_a_json_string():
     assert encode(JSON, '{"a":1}') == b'{"id":7,"payload":"{\\"a\\":1}"}\n'
 
@@ -670,3 +687,10 @@ def test_datetimes_dates_and_times_nested_in_arrays_and_records_keep_the_canonic
         b'"visit":{"at":"2024-02-03T04:05:06.000007","on":"2024-02-03","opens":"08:00:00.000001",'
         b'"logged":"2024-02-03T04:05:06.999999Z"}}\n'
     )
+
+
+@pytest.mark.parametrize("kind", ["DATE", "DATETIME", "TIMESTAMP"])
+def test_a_mariadb_zero_date_is_refused_with_what_to_do(kind):
+    error = refusal(SchemaField("day", kind), "0000-00-00", expected=kind)
+
+    assert error.reason.startswith("MariaDB's zero date: BigQuery has no year 0; store NULL instead")
