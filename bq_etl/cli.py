@@ -1,4 +1,5 @@
-"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep."""
+"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep; set up
+the bucket and dataset; run local stand-ins for development."""
 from __future__ import annotations
 
 import functools
@@ -172,6 +173,7 @@ def dev_command(data_dir: Path | None) -> None:
     (BQ_ETL_EMULATORS, else one built once under ~/.cache/bq-etl/), never the app's.
     """
     import os
+    import shlex
     import signal
     import sys
 
@@ -199,7 +201,7 @@ def dev_command(data_dir: Path | None) -> None:
             click.echo(f"logs: {data_dir}\nPoint the app, its workers and `flask export` at these services "
                        f"(Ctrl-C here stops them):")
             for key, value in env.items():
-                click.echo(f"export {key}={value}")
+                click.echo(f"export {key}={shlex.quote(value)}")
             sys.stdout.flush()
             while True:
                 signal.pause()
