@@ -49,6 +49,7 @@ class Host:
 
     venv: Path
     app_dir: Path
+    wheel: Path
     pins_before: list[str]
     pins_after: list[str]
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -106,7 +107,7 @@ def host(tmp_path_factory) -> Host:
     (app_dir / "library" / "exports.py").write_text(blocks["host-export"], encoding="utf-8")
     (app_dir / "tests").mkdir()
     (app_dir / "tests" / "test_books_export.py").write_text(blocks["host-test"], encoding="utf-8")
-    return Host(venv, app_dir, before, after)
+    return Host(venv, app_dir, wheel, before, after)
 
 
 @dataclass
@@ -227,6 +228,18 @@ def test_register_schedules_without_the_scheduler_extra_says_what_to_install(hos
 
     assert result.returncode == 1
     assert "needs rq-scheduler, which is not installed: pip install 'bq-etl[scheduler]'" in result.stderr
+
+
+def test_the_scheduler_extra_fits_the_hosts_rq_1_and_registers_the_schedules(host: Host, dev: Dev):
+    _pip(host.venv, "install", "-q", f"{host.wheel}[scheduler]", "-c", str(HOST_PINS))
+    pins = _freeze(host.venv)
+
+    result = host.run("flask", "export", "register-schedules")
+
+    assert [pin for pin in host.pins_before if pin not in pins] == []
+    assert "rq-scheduler==0.13.1" in pins  # 0.14 requires rq 2: pip picks the release that fits rq 1.15.1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hourly: '0 * * * *' as scheduler job bq-etl-cadence-hourly" in result.stdout
 
 
 def test_dev_stops_every_service_on_ctrl_c(dev: Dev):
