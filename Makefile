@@ -18,12 +18,11 @@ $(VENV)/.stamp: $(wildcard requirements/ci.txt setup.cfg pyproject.toml)
 # The Cloud Storage and BigQuery emulators, in a venv of their own so that their
 # dependencies (pyarrow, numpy, duckdb) stay out of the exporter's processes. Their one
 # list is bq_etl/emulators.txt (shipped with the package for `flask export dev`;
-# requirements/emulators.txt includes it). The last step installs DuckDB's spatial
-# extension from its wheel: bqemulator would otherwise download it.
+# requirements/emulators.txt includes it). DuckDB's spatial extension is installed from
+# its wheel each time the emulators start (bq_etl/local.py, ensure_duckdb_spatial).
 $(EMULATORS)/.stamp: requirements/emulators.txt bq_etl/emulators.txt
 	[ -x $(EMULATORS)/bin/python ] || $(PYTHON) -m venv $(EMULATORS)
 	$(EMULATORS)/bin/python -m pip install -q -r requirements/emulators.txt
-	$(EMULATORS)/bin/python -c "import duckdb; from duckdb_extensions import import_extension; import_extension('spatial', con=duckdb.connect())"
 	touch $@
 
 # test_install.py builds venvs of its own: `make test-install` runs it.

