@@ -1,9 +1,11 @@
-"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep, and
-show the tables' status and run history."""
+"""`flask export ...`: list the tables, run one, enqueue a cadence, start a worker, sweep; show
+the tables' status and run history; set up the bucket and dataset; run local stand-ins for
+development."""
 from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -191,3 +193,70 @@ def history_command(table: str, limit: int, as_json: bool) -> None:
         click.echo(json.dumps([run.to_dict() for run in runs], indent=2))
     else:
         click.echo("\n".join(history_lines(runs)) if runs else f"{table}: no runs in the history")
+
+
+@export_cli.command("setup")
+@_clear_errors
+def setup_command() -> None:
+    """Create the sync bucket and the BigQuery dataset if they are missing (idempotent)."""
+    from .provision import provision
+
+    exporter = state()
+    exporter.config
+    for line in provision(exporter):
+        click.echo(line)
+
+
+#: What `flask export dev` names the bucket and project when the app sets none.
+DEV_BUCKET = "bq-etl-local"
+DEV_PROJECT = "bq-etl-local"
+
+
+@export_cli.command("dev")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the services keep their data and logs (default ~/.cache/bq-etl/dev).")
+@_clear_errors
+def dev_command(data_dir: Path | None) -> None:
+    """Run local Cloud Storage and BigQuery emulators and a Redis for this app until Ctrl-C.
+
+    Creates the app's bucket and dataset in them and prints the environment lines that point the
+    app, its workers and `flask export ...` at them. The emulators run from a venv of their own
+    (BQ_ETL_EMULATORS, else one built once under ~/.cache/bq-etl/), never the app's.
+    """
+    import os
+    import shlex
+    import signal
+    import sys
+
+    from flask import current_app
+
+    from .extension import ExporterState
+    from .local import ServiceError, cache_dir, dev_services
+    from .provision import provision
+
+    app = current_app._get_current_object()
+    project = app.config.get("ETL_BQ_PROJECT") or DEV_PROJECT
+    settings = {"ETL_SYNC_BUCKET": app.config.get("ETL_SYNC_BUCKET") or DEV_BUCKET, "ETL_BQ_PROJECT": project}
+    data_dir = data_dir or cache_dir() / "dev"
+    # SIGTERM unwinds like Ctrl-C, so the services are stopped either way; SIGINT is set
+    # explicitly because a process started in the background of a script inherits it ignored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with dev_services(data_dir, project) as env:
+            env = {**env, **settings}
+            os.environ.update(env)
+            app.config.update(env)
+            for line in provision(ExporterState(app)):
+                click.echo(line)
+            click.echo(f"logs: {data_dir}\nPoint the app, its workers and `flask export` at these services "
+                       f"(Ctrl-C here stops them):")
+            for key, value in env.items():
+                click.echo(f"export {key}={shlex.quote(value)}")
+            sys.stdout.flush()
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    except ServiceError as error:
+        raise click.ClickException(str(error)) from error

@@ -57,10 +57,13 @@ class Bucket:
             self._bucket.blob(name).delete()
         return len(names)
 
-    def ensure_exists(self) -> None:
-        """Create the bucket if it is missing (emulators and first deployments start empty)."""
-        if self.client.lookup_bucket(self.name) is None:
-            self.client.create_bucket(self.name)
+    def ensure_exists(self) -> bool:
+        """Create the bucket if it is missing (emulators and first deployments start empty);
+        True if it was created."""
+        if self.client.lookup_bucket(self.name) is not None:
+            return False
+        self.client.create_bucket(self.name)
+        return True
 
 
 def _write_all(out, lines: Iterable[bytes]) -> None:

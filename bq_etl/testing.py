@@ -1,13 +1,17 @@
 """BaseExportShardManagerTest: what a table's tests subclass to assert on its exported records."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import orjson
 import pytest
+from flask import Flask
 
 from .manager import ExportShardManager
 from .run import ExportRun, new_run_id
+
+#: The config `app_factory` is called with: a scratch in-memory SQLite database.
+SCRATCH_CONFIG: dict[str, Any] = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}
 
 
 class BaseExportShardManagerTest:
@@ -17,10 +21,28 @@ class BaseExportShardManagerTest:
     export and get the records it delivered, parsed back from the NDJSON lines exactly as
     BigQuery would read them. Only `ExportShardManager.deliver` is replaced (records are
     captured instead of written to the bucket); querying, sharding, serializing and schema
-    validation are the real ones. Needs an `app` fixture that pushes an app context.
+    validation are the real ones.
+
+    The tests run inside an app context, which comes from an `app` fixture. Either the suite
+    has one (it pushes an app context and yields the app), or the class sets `app_factory`,
+    the host's app factory: then the class brings its own `app` fixture, which calls
+    `app_factory(app_config)` (default `SCRATCH_CONFIG`: an in-memory SQLite database), creates
+    the app's tables (`db.create_all()`), and drops them after each test.
     """
 
     manager_class: ClassVar[type[ExportShardManager]]
+    #: The host's app factory, taking a config mapping like Flask's `create_app(test_config)`;
+    #: None: the suite's own `app` fixture is used.
+    app_factory: ClassVar[Callable[[dict[str, Any]], Flask] | None] = None
+    #: What `app_factory` is called with.
+    app_config: ClassVar[dict[str, Any]] = SCRATCH_CONFIG
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only classes that name a factory get this `app` fixture, so a suite's own `app`
+        # fixture stays in force for every other class.
+        if cls.__dict__.get("app_factory") is not None and "app" not in cls.__dict__:
+            cls.app = pytest.fixture(name="app")(_app_from_factory)
 
     @pytest.fixture(autouse=True)
     def _capture_deliveries(self, app, monkeypatch):
@@ -54,3 +76,19 @@ class BaseExportShardManagerTest:
         """Export the table now; return its records by shard key."""
         key = self.manager_class().key_column
         return {record[key]: record for record in self.export(shard_size)}
+
+
+def _app_from_factory(self: BaseExportShardManagerTest) -> Iterator[Flask]:
+    """The app from the class's `app_factory`, in an app context, with fresh tables."""
+    app = type(self).app_factory(dict(self.app_config))
+    db = app.extensions.get("sqlalchemy")
+    if db is None:
+        raise RuntimeError(f"{type(self).__name__}.app_factory made an app without Flask-SQLAlchemy: "
+                           "init the app's SQLAlchemy() in the factory")
+    with app.app_context():
+        db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.drop_all()

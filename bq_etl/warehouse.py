@@ -31,9 +31,14 @@ class Warehouse:
         """The fully qualified `project.dataset.table` id."""
         return f"{self.client.project}.{self.dataset}.{table}"
 
-    def ensure_dataset(self) -> None:
-        """Create the dataset if it does not exist."""
-        self.client.create_dataset(f"{self.client.project}.{self.dataset}", exists_ok=True)
+    def ensure_dataset(self) -> bool:
+        """Create the dataset if it does not exist; True if it was created."""
+        try:
+            self.client.get_dataset(f"{self.client.project}.{self.dataset}")
+            return False
+        except NotFound:
+            self.client.create_dataset(f"{self.client.project}.{self.dataset}", exists_ok=True)
+            return True
 
     def tables(self) -> list[str]:
         """The names of the dataset's tables; none if the dataset does not exist yet."""

