@@ -123,6 +123,16 @@ def run_id_of(output: str) -> str:
     return re.findall(r"\(run (\S+)\)", output)[-1]
 
 
+def pause_in_load(process: subprocess.Popen, table: str, redis: Redis) -> list[str]:
+    """SIGSTOP `process` while it loads and counts its staging table, holding the table's lock;
+    return once the lock has expired; return the staging table's name."""
+    staging = wait_for(lambda: leftovers(table)[1], what="the run's staging table", interval=0.01)
+    process.send_signal(signal.SIGSTOP)
+    assert redis.exists(lock_name(table)), "the run was paused after it let its lock go"
+    wait_for(lambda: not redis.exists(lock_name(table)), what="the paused run's lock to expire")
+    return staging
+
+
 @pytest.fixture
 def lock_env(app_env):
     """The app's environment with the shortest lock timeout, so a paused loader loses its lock soon."""
@@ -184,12 +194,7 @@ def test_a_paused_loader_that_lost_its_lock_does_not_overwrite_a_newer_run(app, 
     put_tracks(20_000, "old")
     first = cli(lock_env, "fenced_tracks")
     try:
-        # Caught while it loads and counts its staging table, holding the table's lock.
-        staging = wait_for(lambda: leftovers("fenced_tracks")[1], what="the first run's staging table",
-                           interval=0.01)
-        first.send_signal(signal.SIGSTOP)
-        assert redis.exists(lock_name("fenced_tracks")), "the first run was paused after it let its lock go"
-        wait_for(lambda: not redis.exists(lock_name("fenced_tracks")), what="the paused run's lock to expire")
+        staging = pause_in_load(first, "fenced_tracks", redis)
 
         put_tracks(19_000, "new")
         code, out = finish(cli(lock_env, "fenced_tracks"))
@@ -211,6 +216,30 @@ def test_a_paused_loader_that_lost_its_lock_does_not_overwrite_a_newer_run(app, 
     assert live_rows("fenced_tracks") == source_rows()
     assert exporter.warehouse.loaded_run("fenced_tracks") == newer
     assert redis.get(loaded_run_key("fenced_tracks")).decode() == newer
+    assert leftovers("fenced_tracks") == ([], [])
+
+
+@FENCING
+def test_a_paused_loader_that_lost_its_lock_fails_without_writing_when_no_newer_run_loaded(app, lock_env, redis):
+    put_tracks(20_000, "old")
+    code, out = finish(cli(lock_env, "fenced_tracks"))
+    assert code == 0, out
+    before = live_rows("fenced_tracks")
+    db.session.execute(update(CareTrack).values(name=CareTrack.name + "-changed"))
+    db.session.commit()
+    paused = cli(lock_env, "fenced_tracks")
+    try:
+        pause_in_load(paused, "fenced_tracks", redis)
+        paused.send_signal(signal.SIGCONT)
+        code, out = finish(paused)
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        paused.kill()
+        paused.wait()
+
+    assert code == 1, out
+    assert "the table's lock expired before the write" in out and "nothing was written" in out
+    assert live_rows("fenced_tracks") == before
     assert leftovers("fenced_tracks") == ([], [])
 
 
