@@ -88,7 +88,8 @@ def start_run(table: str, allow_shrink: bool = False) -> dict[str, Any]:
     ]
     load_job = exporter.queue.enqueue(
         load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
-        allow_shrink=allow_shrink, job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout, result_ttl=RESULT_TTL,
+        allow_shrink=allow_shrink, job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout,
+        result_ttl=RESULT_TTL,
         on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
         description=f"bq-etl load {table} {run.run_id}",
     )
