@@ -69,11 +69,14 @@ class Fence:
         """Record this run as the newest loaded, on the table (label) and in Redis; raise
         WriteRace if the label already names a newer run: that run loaded inside the window
         between this run's check and its write, and may have been overwritten."""
-        holder = self.warehouse.mark_loaded(self.run.table, self.run.run_id)
-        key = loaded_run_key(self.run.table)
-        marker = self.redis.get(key)
-        if marker is None or marker.decode() < holder:
-            self.redis.set(key, holder)
+        holder = self.run.run_id  # what Redis records should the label update fail
+        try:
+            holder = self.warehouse.mark_loaded(self.run.table, self.run.run_id)
+        finally:
+            key = loaded_run_key(self.run.table)
+            marker = self.redis.get(key)
+            if marker is None or marker.decode() < holder:
+                self.redis.set(key, holder)
         if holder != self.run.run_id:
             raise WriteRace(
                 f"table {self.run.table!r}: run {holder} loaded between run {self.run.run_id}'s last check "

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from rq.job import Job
-from sqlalchemy import Row, delete, update
+from sqlalchemy import delete, update
 
 from api.db import db
 from api.demo.services import free_port
@@ -27,7 +27,8 @@ from bq_etl.cli import EXIT_SUPERSEDED
 from bq_etl.extension import state
 from bq_etl.loader import loaded_run_key
 from bq_etl.lock import lock_name
-from bq_etl.run import label_run, new_run_id, run_label
+from bq_etl.run import ExportRun, Shard, ShardResult, label_run, new_run_id, run_label
+from bq_etl.storage import Bucket
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCING = pytest.mark.export_modules("api.tests.test_fencing")
@@ -42,16 +43,21 @@ class FencedTracksExport(TracksExport):
 
 
 class GatedTracksExport(FencedTracksExport):
-    """Care tracks whose last row waits while the Redis key `gate:gated_tracks` exists, so a
-    test can catch a run in the middle of its shards, before it can reach its load."""
+    """Care tracks whose last shard waits while the Redis key `gate:gated_tracks` exists, so a
+    test can catch a run in the middle of its shards, before it can reach its load. It says it
+    waits (`gate:gated_tracks:waiting`), so the test stops it there, outside any request to
+    the emulators, and it waits before its query, holding no read lock (SQLite would refuse the
+    test's update meanwhile)."""
 
     table_name = "gated_tracks"
-    gated_id = 2_000
+    rows = 2_000
 
-    def to_record(self, row: Row) -> dict:
-        if row.id == self.gated_id:
-            wait_for(lambda: not state().redis.exists(gate_key(self.table_name)), what="the gate to open")
-        return dict(row._mapping)
+    def export_shard(self, run: ExportRun, shard: Shard, bucket: Bucket | None) -> ShardResult:
+        if shard.upper is None:
+            redis = state().redis
+            redis.set(waiting_key(self.table_name), run.run_id)
+            wait_for(lambda: not redis.exists(gate_key(self.table_name)), what="the gate to open")
+        return super().export_shard(run, shard, bucket)
 
 
 class ShrinkingTracksExport(FencedTracksExport):
@@ -70,6 +76,10 @@ class StrictTracksExport(FencedTracksExport):
 
 def gate_key(table: str) -> str:
     return f"gate:{table}"
+
+
+def waiting_key(table: str) -> str:
+    return f"gate:{table}:waiting"
 
 
 def wait_for(predicate, timeout: float = DEADLINE, what: str = "condition", interval: float = 0.05):
@@ -124,9 +134,20 @@ def run_id_of(output: str) -> str:
 
 
 def pause_in_load(process: subprocess.Popen, table: str, redis: Redis) -> list[str]:
-    """SIGSTOP `process` while it loads and counts its staging table, holding the table's lock;
-    return once the lock has expired; return the staging table's name."""
-    staging = wait_for(lambda: leftovers(table)[1], what="the run's staging table", interval=0.01)
+    """SIGSTOP `process` as soon as its staging table appears (it has loaded its files and
+    passed its first checks, and not yet written the live table), then wait until its lock has
+    expired; return the staging table's name.
+
+    The staging table lives some 50 ms on the emulator, about ten list requests. The run is
+    stopped once only: a run stopped between the headers and the body of a request stalls the
+    emulator for every client, and stopping it again and again made that likely. Once, right
+    after its load job answered, it is almost always waiting for a response instead.
+    """
+    def staging_table() -> list[str]:
+        assert process.poll() is None, f"the run ended before it was caught: {process.communicate()[0]}"
+        return leftovers(table)[1]
+
+    staging = wait_for(staging_table, what="the run's staging table", interval=0.002)
     process.send_signal(signal.SIGSTOP)
     assert redis.exists(lock_name(table)), "the run was paused after it let its lock go"
     wait_for(lambda: not redis.exists(lock_name(table)), what="the paused run's lock to expire")
@@ -247,12 +268,13 @@ def test_a_paused_loader_that_lost_its_lock_fails_without_writing_when_no_newer_
 def test_a_paused_run_is_superseded_through_the_table_label_when_redis_lost_its_data(own_redis, app):
     exporter = state()
     redis = exporter.redis
-    put_tracks(GatedTracksExport.gated_id, "old")
+    put_tracks(GatedTracksExport.rows, "old")
     redis.set(gate_key("gated_tracks"), 1)
     env = {**os.environ, "REDIS_URL": own_redis.url}
     first = cli(env, "gated_tracks")
     try:
-        wait_for(lambda: exporter.bucket.names("gated_tracks/"), what="the first run's first shard file")
+        older = wait_for(lambda: redis.get(waiting_key("gated_tracks")), what="the first run to reach the gate")
+        assert len(exporter.bucket.names(f"gated_tracks/{older.decode()}/")) == 3  # shards 0-2 written
         first.send_signal(signal.SIGSTOP)
         redis.delete(gate_key("gated_tracks"))
 
