@@ -46,9 +46,9 @@ class Fence:
 
     def newer_run(self) -> str | None:
         """The newest loaded run, if it is newer than this one. Run ids sort by start time."""
+        label = self.warehouse.loaded_run(self.run.table)  # the slow read first: see `check`
         marker = self.redis.get(loaded_run_key(self.run.table))
-        loaded = [r for r in (self.warehouse.loaded_run(self.run.table), marker and marker.decode()) if r]
-        newest = max(loaded, default=None)
+        newest = max([r for r in (label, marker and marker.decode()) if r], default=None)
         return newest if newest is not None and newest > self.run.run_id else None
 
     def check(self) -> None:
