@@ -20,6 +20,9 @@ from .run import ExportRun, new_run_id
 
 export_cli = AppGroup("export", help="Export the app's tables to BigQuery.")
 
+#: `flask export run`'s exit status when a newer run had already loaded (0: loaded, 1: failed or refused).
+EXIT_SUPERSEDED = 3
+
 
 def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the exporter's own errors into a one-line message and a non-zero exit."""
@@ -50,9 +53,14 @@ def list_tables() -> None:
 @export_cli.command("run")
 @click.argument("table")
 @click.option("--enqueue", is_flag=True, help="Hand the run to the RQ workers instead of running it here.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Load even if the table shrinks past its export's shrink_threshold (this run only).")
 @_clear_errors
-def run_table(table: str, enqueue: bool) -> None:
-    """Export TABLE now: plan, export every shard, load, check the row count."""
+def run_table(table: str, enqueue: bool, allow_shrink: bool) -> None:
+    """Export TABLE now: plan, export every shard, load, check the row count.
+
+    Exit status: 0 loaded; 1 failed or refused (the message says why); 3 superseded (a newer
+    run had already loaded; nothing was written)."""
     from .jobs import enqueue_run
     from .loader import load
 
@@ -60,7 +68,7 @@ def run_table(table: str, enqueue: bool) -> None:
     exporter.check()
     manager = exporter.tables.get(table)()
     if enqueue:
-        job = enqueue_run(exporter, table, "ad hoc (CLI, on workers)")
+        job = enqueue_run(exporter, table, "ad hoc (CLI, on workers)", allow_shrink=allow_shrink)
         click.echo(f"enqueued {table} as job {job.id} on queue {exporter.queue.name!r}")
         return
     started = time.time()
@@ -80,7 +88,11 @@ def run_table(table: str, enqueue: bool) -> None:
         history.failed(exporter.redis, table, run.run_id, error)
         exporter.bucket.delete_prefix(run.prefix)
         raise
-    summary = load(exporter, manager, run, results, started)
+    summary = load(exporter, manager, run, results, started, allow_shrink=allow_shrink)
+    if summary.status == "superseded":
+        click.echo(f"{summary.table}: superseded by run {summary.superseded_by}, nothing loaded "
+                   f"(run {summary.run_id})")
+        raise click.exceptions.Exit(EXIT_SUPERSEDED)
     click.echo(
         f"{summary.table}: {summary.status}, {summary.rows} rows, {summary.shards} shards, "
         f"{summary.bytes / 1e6:.2f} MB, {summary.seconds:.1f} s (run {summary.run_id})"

@@ -53,6 +53,36 @@ class RowCountMismatch(LoadError):
     """The loaded table does not hold exactly the rows the shards wrote."""
 
 
+class LockLost(LoadError):
+    """The run's table lock expired before its write (a paused or stalled loader) and no newer
+    run had loaded: the run wrote nothing, since another load may be under way."""
+
+
+class WriteRace(LoadError):
+    """A newer run loaded between this run's last check and its write, so this run's older rows
+    may have replaced the newer ones (the window docs/reliability.md describes)."""
+
+
+class ShrinkError(LoadError):
+    """A run would replace the live table with far fewer rows than it holds; nothing was written."""
+
+    outcome = "refused"
+
+    def __init__(self, table: str, live_rows: int, new_rows: int, threshold: float | None):
+        self.table = table
+        self.live_rows = live_rows
+        self.new_rows = new_rows
+        self.threshold = threshold
+        limit = "a non-empty table is never replaced by an empty source unasked" if new_rows == 0 \
+            else f"under its shrink_threshold of {threshold:g} ({threshold * live_rows:.0f} rows)"
+        super().__init__(
+            f"table {table!r}: the run would replace {live_rows} live rows with {new_rows}; {limit}. "
+            f"The live table was left as it was. If the source really shrank, run "
+            f"`flask export run {table} --allow-shrink` once, or set shrink_threshold = None on "
+            f"the export if it may shrink on any run"
+        )
+
+
 class LockTimeout(ExportError):
     """Another load of the same table held the table's lock for longer than we would wait."""
 

@@ -46,11 +46,13 @@ def _in_app(job: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc") -> Job:
-    """Put a run of `table` on the queue; workers plan, export and load it. `trigger` says
-    in the run history what started it (a cadence's name, "ad hoc ...")."""
+def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -> Job:
+    """Put a run of `table` on the queue; workers plan, export and load it. `trigger` says in the
+    run history what started it (a cadence's name, "ad hoc ..."); `allow_shrink` lets this one
+    run shrink the table past its export's `shrink_threshold`."""
     exporter.tables.get(table)
-    return exporter.queue.enqueue(start_run, table, trigger=trigger, job_timeout=exporter.config.shard_timeout,
+    return exporter.queue.enqueue(start_run, table, trigger=trigger, allow_shrink=allow_shrink,
+                                  job_timeout=exporter.config.shard_timeout,
                                   on_failure=Callback(on_start_failure), description=f"bq-etl start {table}")
 
 
@@ -67,7 +69,7 @@ def schedule_cadence(cadence: str) -> list[str]:
 
 
 @_in_app
-def start_run(table: str, trigger: str = "ad hoc") -> dict[str, Any]:
+def start_run(table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -> dict[str, Any]:
     """Plan a run of `table` and enqueue its shard jobs and its load job."""
     exporter = state()
     config = exporter.config
@@ -92,7 +94,8 @@ def start_run(table: str, trigger: str = "ad hoc") -> dict[str, Any]:
     ]
     load_job = exporter.queue.enqueue(
         load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
-        job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout, result_ttl=RESULT_TTL,
+        allow_shrink=allow_shrink, job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout,
+        result_ttl=RESULT_TTL,
         on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
         description=f"bq-etl load {table} {run.run_id}",
     )
@@ -122,14 +125,15 @@ def export_shard(table: str, run_id: str, gzip_level: int, index: int, lower: An
 
 
 @_in_app
-def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str], started: float) -> dict[str, Any]:
+def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str], started: float,
+             allow_shrink: bool = False) -> dict[str, Any]:
     """Load a run whose shards all succeeded (RQ enqueues it only then)."""
     exporter = state()
     manager = exporter.tables.get(table)()
     run = ExportRun(table, run_id, gzip_level=gzip_level)
     jobs = Job.fetch_many(shard_job_ids, connection=exporter.redis)
     results = [ShardResult.from_dict(job.return_value()) for job in jobs]
-    return load(exporter, manager, run, results, started).to_dict()
+    return load(exporter, manager, run, results, started, allow_shrink=allow_shrink).to_dict()
 
 
 @_in_app

@@ -57,6 +57,9 @@ class ExportShardManager:
     naive_timestamp_zone: ClassVar[tzinfo | None] = timezone.utc
     #: Let the database build the lines where it can (see `postgres_lines`); False keeps Python's.
     database_lines: ClassVar[bool] = True
+    #: A run with fewer rows than this fraction of the live table's is refused (ShrinkError)
+    #: unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
+    shrink_threshold: ClassVar[float | None] = 0.5
 
     def query(self) -> Select:
         """The SELECT whose rows become the table's records (joins allowed, no ORDER BY)."""

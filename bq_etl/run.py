@@ -1,6 +1,7 @@
 """One export of one table (a run) and what its shards report back."""
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -8,12 +9,30 @@ from typing import Any
 
 
 _RUN_ID_TIME = "%Y%m%dT%H%M%S%fZ"
+_RUN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by start time (so 'older run' is a string comparison) and is unique."""
     now = now or datetime.now(timezone.utc)
     return f"{now:{_RUN_ID_TIME}}-{secrets.token_hex(3)}"
+
+
+def run_label(run_id: str) -> str:
+    """`run_id` as a BigQuery label value (lowercase letters, digits, `_`, `-`; at most 63).
+
+    Every run id has the same shape (`new_run_id`), its letters `T` and `Z` always at the same
+    places, so lowercasing them keeps the order: label values compare as the run ids do.
+    """
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"{run_id!r} is not a run id")
+    return run_id.lower()
+
+
+def label_run(label: str) -> str:
+    """The run id a `run_label` value was made from."""
+    stamp, _, token = label.partition("-")
+    return f"{stamp.upper()}-{token}"
 
 
 def run_started(run_id: str) -> datetime:
@@ -82,7 +101,10 @@ class RunSummary:
     rows: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    status: str = "loaded"  # or "superseded": a newer run had already loaded
+    #: "loaded", or "superseded": a newer run had already loaded, this one wrote nothing.
+    status: str = "loaded"
+    #: The newer run a superseded run found loaded.
+    superseded_by: str | None = None
     #: The BigQuery jobs the load ran (staging load, counts, copy), for the run history.
     job_ids: list[str] = field(default_factory=list)
 

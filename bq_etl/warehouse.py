@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
-from google.api_core.exceptions import GoogleAPICallError, NotFound
+from google.api_core.exceptions import GoogleAPICallError, NotFound, PreconditionFailed
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
 from .errors import LoadError, RowCountMismatch
 from .logs import event
+from .run import label_run, run_label
+
+#: The label on a live table naming the newest run loaded into it (see `mark_loaded`).
+RUN_LABEL = "bq_etl_run"
 
 
 def staging_table(table: str, suffix: str) -> str:
@@ -58,6 +62,46 @@ class Warehouse:
         self.job_ids.append(job.job_id)
         return int(next(iter(job.result())).n)
 
+    def live_rows(self, table: str) -> int | None:
+        """The live table's row count, or None if it does not exist.
+
+        By COUNT(*) query, not table metadata: the emulator's metadata lags behind copies, and
+        BigQuery answers an unfiltered COUNT(*) from metadata without scanning (0 bytes billed).
+        """
+        try:
+            self.client.get_table(self.table_id(table))
+        except NotFound:
+            return None
+        return self.row_count(table)
+
+    def loaded_run(self, table: str) -> str | None:
+        """The newest run loaded into `table`, from its `bq_etl_run` label; None if unlabelled
+        or missing. It lives in BigQuery, so it outlives anything Redis loses."""
+        try:
+            label = self.client.get_table(self.table_id(table)).labels.get(RUN_LABEL)
+        except NotFound:
+            return None
+        return label_run(label) if label else None
+
+    def mark_loaded(self, table: str, run_id: str) -> str:
+        """Label `table` as holding `run_id`'s rows, unless it already names a newer run;
+        return the run the label names afterwards. Other labels are kept.
+
+        The update sends the etag of the table it read (If-Match), so on BigQuery two runs
+        marking at once cannot both win: the loser reads again and compares again.
+        """
+        while True:
+            live = self.client.get_table(self.table_id(table))
+            current = live.labels.get(RUN_LABEL)
+            if current and current >= run_label(run_id):
+                return label_run(current)
+            live.labels = {**live.labels, RUN_LABEL: run_label(run_id)}
+            try:
+                self.client.update_table(live, ["labels"])
+                return run_id
+            except PreconditionFailed:
+                continue  # someone else changed the table's metadata; read it again
+
     def live_schema(self, table: str) -> list[SchemaField] | None:
         """The schema BigQuery holds for a table, or None if the table does not exist."""
         try:
@@ -66,7 +110,7 @@ class Warehouse:
             return None
 
     def replace(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField], expected_rows: int,
-                staging_suffix: str) -> int:
+                staging_suffix: str, before_write: Callable[[], None] | None = None) -> int:
         """Replace `table` with exactly the rows in `uris`; return the row count loaded.
 
         The files are loaded into a staging table and counted; only when that holds exactly
@@ -77,7 +121,11 @@ class Warehouse:
         is a load of the same, proven files, which takes the new schema. The live schema and
         count are checked again afterwards, as a tripwire: a failure there is raised, but the
         data is live.
+
+        `before_write` is called immediately before each request that writes the live table;
+        it raises to abort the replace (the loader's last-moment fencing check).
         """
+        check = before_write or (lambda: None)
         staging = staging_table(table, staging_suffix)
         try:
             self._load(staging, uris, schema)
@@ -90,13 +138,16 @@ class Warehouse:
             live = self.live_schema(table)
             if live is None or _shape(live) == _shape(schema):
                 # A copy creates a missing table with the staging table's (the file's) schema.
+                check()
                 self._copy(staging, table)
             else:
+                check()
                 self._load(table, uris, schema)
                 if not self._schema_matches(table, schema):
                     # BigQuery takes the load's schema on WRITE_TRUNCATE; a store that kept the
                     # old one (the local emulator does) gets the table made anew.
                     event(logging.WARNING, "live table kept its old schema; recreating it", table=table)
+                    check()
                     self.client.delete_table(self.table_id(table))
                     self._load(table, uris, schema)
         finally:

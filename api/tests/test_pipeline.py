@@ -218,7 +218,9 @@ def test_a_run_older_than_the_last_loaded_one_does_not_overwrite_it(app, workers
 
     assert load.get_status() == "finished"
     assert load.return_value()["status"] == "superseded"
+    assert load.return_value()["superseded_by"] == "99991231T000000000000Z-ffffff"
     assert state().warehouse.live_schema("flaky_tracks") is None
+    assert state().bucket.names("flaky_tracks/") == []
 
 
 def test_each_cadence_enqueues_exactly_its_tables(app, redis):

@@ -106,3 +106,46 @@ def test_a_first_replace_reads_the_files_once_and_copies_the_counted_rows(wareho
     assert sorted(job.job_type for job in jobs if job.job_type != "query") == ["copy", "load"]
     assert rows("t") == [(1, "a")]
     assert [(f.name, f.mode) for f in warehouse.live_schema("t")] == [("id", "REQUIRED"), ("name", "NULLABLE")]
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schema_changes", [False, True], ids=["copy", "load"])
+def test_before_write_runs_right_before_the_write_and_can_abort_it(warehouse, schema_changes):
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a"}\n'])
+    warehouse.replace("t", [first], SCHEMA, expected_rows=1, staging_suffix="run1")
+    second = upload("t/run2/00000.json", [b'{"id":2,"name":"b"}\n'])
+    schema = [*SCHEMA, SchemaField("extra", "STRING")] if schema_changes else SCHEMA
+    seen = []
+
+    def refuse():
+        # By now the staging table is loaded and counted; the live table is untouched.
+        seen.append((warehouse.row_count("t__staging_run2"), rows("t")))
+        raise Refused
+
+    with pytest.raises(Refused):
+        warehouse.replace("t", [second], schema, expected_rows=1, staging_suffix="run2", before_write=refuse)
+
+    assert seen == [(1, [(1, "a")])]
+    assert rows("t") == [(1, "a")]
+    assert warehouse.live_schema("t__staging_run2") is None
+
+
+def test_the_loaded_run_label_only_moves_forward_and_keeps_other_labels(warehouse):
+    older, newer = "20261130T010000000000Z-aaaaaa", "20261130T020000000000Z-bbbbbb"
+    assert warehouse.loaded_run("t") is None and warehouse.live_rows("t") is None
+    warehouse.replace("t", [upload("t/run1/00000.json", [b'{"id":1}\n', b'{"id":2}\n'])], SCHEMA,
+                      expected_rows=2, staging_suffix="run1")
+    table = warehouse.client.get_table(warehouse.table_id("t"))
+    table.labels = {"owner": "clinic"}
+    warehouse.client.update_table(table, ["labels"])
+
+    assert warehouse.mark_loaded("t", newer) == newer
+    assert warehouse.mark_loaded("t", older) == newer  # an older run never moves it back
+
+    assert warehouse.loaded_run("t") == newer
+    assert warehouse.client.get_table(warehouse.table_id("t")).labels == {
+        "owner": "clinic", "bq_etl_run": "20261130t020000000000z-bbbbbb"}
+    assert warehouse.live_rows("t") == 2
