@@ -8,12 +8,12 @@ Importing this package loads neither the Google clients nor a database driver; t
 first use.
 """
 from .cadence import Cadence
-from .errors import (ConfigError, ExportError, LoadError, LockTimeout, RecordError, RowCountMismatch, SchemaError,
-                     UnknownTableError)
+from .errors import (ConfigError, ExportError, LoadError, LockLost, LockTimeout, RecordError, RowCountMismatch,
+                     SchemaError, ShrinkError, UnknownTableError, WriteRace)
 from .extension import BqEtl, bq_etl
 from .manager import ExportShardManager
 
 __all__ = [
-    "BqEtl", "Cadence", "ConfigError", "ExportError", "ExportShardManager", "LoadError", "LockTimeout",
-    "RecordError", "RowCountMismatch", "SchemaError", "UnknownTableError", "bq_etl",
+    "BqEtl", "Cadence", "ConfigError", "ExportError", "ExportShardManager", "LoadError", "LockLost", "LockTimeout",
+    "RecordError", "RowCountMismatch", "SchemaError", "ShrinkError", "UnknownTableError", "WriteRace", "bq_etl",
 ]
