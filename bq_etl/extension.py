@@ -94,7 +94,7 @@ class ExporterState:
             )
         else:
             client = _google(bigquery.Client, project=self.config.project)
-        return Warehouse(client, self.config.dataset)
+        return Warehouse(client, self.config.dataset, emulated=bool(self.config.bigquery_endpoint))
 
     def check(self) -> None:
         """Check settings, export definitions and the Redis connection; raise ConfigError early."""

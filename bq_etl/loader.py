@@ -44,6 +44,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 exporter.warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
                     expected_rows=summary.rows, staging_suffix=run.staging_suffix,
+                    options=manager.table_options, schema_path=str(manager.schema_path()),
                 )
                 if not lock.owned():
                     raise LoadError(f"table {run.table!r}, run {run.run_id}: the table's lock expired during "
