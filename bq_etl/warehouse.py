@@ -148,6 +148,7 @@ class Warehouse:
     def _keep_metadata(self) -> str:
         # BigQuery: WRITE_TRUNCATE_DATA replaces the rows and keeps schema, descriptions, policy
         # tags and row access policies. The emulator appends on it; its WRITE_TRUNCATE keeps them.
+        # A plain string: setup.cfg admits google-cloud-bigquery releases without the constant.
         return bigquery.WriteDisposition.WRITE_TRUNCATE if self.emulated else "WRITE_TRUNCATE_DATA"
 
     def _declared_table(self, table: str, plan: SchemaPlan) -> bigquery.Table:
@@ -166,7 +167,7 @@ class Warehouse:
             self.client.update_table(resource, fields)
         except GoogleAPICallError as error:
             raise LoadError(f"table {table!r}: applying the schema and options failed: {error}; "
-                            "the rows were not replaced") from error
+                            f"`flask export schema diff {table}` shows what is left") from error
 
     def _stage(self, staging: str, uris: Sequence[str], plan: SchemaPlan) -> None:
         from datetime import datetime, timedelta, timezone
