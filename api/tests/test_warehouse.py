@@ -278,3 +278,33 @@ def test_before_write_aborts_the_replace_and_leaves_the_live_table(warehouse):
 
     assert rows("t") == [(1, "a")]
     assert warehouse.live_schema("t__staging_run2") is None
+
+
+def test_new_partitioning_is_breaking_and_makes_the_table_anew_with_its_metadata(warehouse):
+    real = Warehouse(warehouse.client, warehouse.dataset, emulated=False)
+    schema = [SchemaField("id", "INTEGER", "REQUIRED"), SchemaField("seen_at", "TIMESTAMP", "REQUIRED")]
+    first = upload("t/run1/00000.json", [b'{"id":1,"seen_at":"2024-01-08T09:30:00Z"}\n'])
+    real.replace("t", [first], schema, expected_rows=1, staging_suffix="run1")
+    table = live(warehouse)
+    table.labels = {**table.labels, "bq_etl_run": "run1"}
+    warehouse.client.update_table(table, ["labels"])
+    daily = TableOptions(partitioning=Partitioning("DAY", "seen_at"))
+
+    with pytest.raises(BreakingSchemaChange, match="BREAKING partitioning: .none. -> 'DAY on seen_at'"):
+        real.replace("t", [first], schema, expected_rows=1, staging_suffix="run2", options=daily)
+    assert live(warehouse).time_partitioning is None
+    recorder = Recorder(real.client)
+    real.replace("t", [first], schema, expected_rows=1, staging_suffix="run3",
+                 options=TableOptions(partitioning=Partitioning("DAY", "seen_at"), schema_version=2),
+                 before_write=recorder.mark)
+
+    writes = recorder.writes_to("t")
+    assert [method for method, _, _ in writes] == ["DELETE", "POST", "POST"]
+    assert writes[1][2]["timePartitioning"] == {"type": "DAY", "field": "seen_at"}
+    assert writes[1][2]["labels"] == {"bq_etl_run": "run1", "bq_etl_schema_version": "2"}
+    assert writes[2][2]["configuration"]["copy"]["writeDisposition"] == "WRITE_TRUNCATE_DATA"
+    staged = [body for method, _, body in recorder.writes_to("t__staging_run3") if method == "POST"]
+    assert staged[0]["timePartitioning"] == {"type": "DAY", "field": "seen_at"}  # a copy needs them alike
+    table = live(warehouse)
+    assert (table.time_partitioning.field, table.labels["bq_etl_run"]) == ("seen_at", "run1")
+    assert [row[0] for row in rows("t")] == [1]
