@@ -101,7 +101,8 @@ class ExportShardManager:
     @cached_property
     def table_options(self) -> TableOptions:
         """The table's declared BigQuery options (`<schema file stem>.options.json` beside the
-        schema file, optional); the table description defaults to the class's docstring."""
+        schema file, optional); a new table is described by the class's docstring unless the
+        file declares a description."""
         doc = inspect.getdoc(type(self))
         default = doc.split("\n\n")[0].replace("\n", " ") if doc and "__doc__" in vars(type(self)) else None
         return load_options(options_path(self.schema_path()), self.schema, default)

@@ -128,6 +128,7 @@ def plan_schema_change(table: str, live: Table | None, schema: Sequence[SchemaFi
     if live is None:
         plan.changes.append(Change("created", None, None, table, False))
         plan.target_schema = [SchemaField.from_api_repr(item) for item in declared]
+        plan.description = options.description or options.default_description
         plan.labels[SCHEMA_VERSION_LABEL] = str(options.schema_version)
         return plan
     changes = plan.changes

@@ -67,6 +67,9 @@ class TableOptions:
     so whatever the live table has is kept."""
 
     description: str | None = None
+    #: The description a table is created with when none is declared (the export's docstring);
+    #: unlike a declared one it does not override what is set on the live table later.
+    default_description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     partitioning: Partitioning | None = None
     clustering: tuple[str, ...] | None = None
@@ -87,14 +90,14 @@ def load_options(path: str | os.PathLike[str], schema: Sequence[SchemaField],
     """Read and check a table's options file; a missing file declares nothing.
 
     `schema` is the table's schema (partitioning and clustering columns must be in it);
-    `default_description` is the table description when the file declares none.
+    `default_description` is the description a new table gets when the file declares none.
     """
     where = f"options file {os.fspath(path)}"
     try:
         with open(path, encoding="utf-8") as f:
             resource = json.load(f)
     except FileNotFoundError:
-        return TableOptions(description=default_description)
+        return TableOptions(default_description=default_description)
     except (OSError, UnicodeDecodeError) as e:
         raise SchemaError(f"{where}: cannot be read: {e}") from None
     except json.JSONDecodeError as e:
@@ -105,11 +108,12 @@ def load_options(path: str | os.PathLike[str], schema: Sequence[SchemaField],
     if unknown:
         raise SchemaError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(_KEYS)}")
     columns = {f.name.lower(): f for f in schema}
-    description = resource.get("description", default_description)
+    description = resource.get("description")
     if description is not None and not isinstance(description, str):
         raise SchemaError(f"{where}: key 'description' must be a string")
     return TableOptions(
         description=description,
+        default_description=default_description,
         labels=_labels(resource.get("labels", {}), where),
         partitioning=_partitioning(resource.get("time_partitioning"), columns, where),
         clustering=_clustering(resource.get("clustering"), columns, where),

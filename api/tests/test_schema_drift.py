@@ -116,9 +116,14 @@ def test_other_partitioning_makes_the_table_anew():
 
 
 def test_a_missing_table_is_created_with_the_declared_options():
-    plan = plan_schema_change("visits", None, schema(*LIVE), TableOptions(labels={"owner": "x"}, schema_version=2))
+    plan = plan_schema_change("visits", None, schema(*LIVE), TableOptions(
+        labels={"owner": "x"}, schema_version=2, default_description="Visits, from the docstring."))
+    later = plan_schema_change("visits", live_table(LIVE, description="theirs"), schema(*LIVE),
+                               TableOptions(default_description="Visits, from the docstring."))
 
     assert [c.describe() for c in plan.changes] == ["table does not exist: the next run creates it"]
     assert plan.labels == {"owner": "x", "bq_etl_schema_version": "2"}
     assert plan.target_schema == schema(*LIVE)
     assert plan.to_json()["drift"] is True
+    assert plan.description == "Visits, from the docstring."
+    assert (later.changes, later.description) == ([], "theirs")

@@ -131,10 +131,11 @@ def test_check_prints_each_difference_between_file_and_query(export, tmp_path):
     ]
 
 
-def test_the_table_description_defaults_to_the_exports_docstring(export, tmp_path):
+def test_a_new_table_is_described_by_the_exports_docstring(export, tmp_path):
     (tmp_path / "visits.json").write_text(json.dumps(derive_fields(export)))
 
-    assert export.table_options.description == "Visits with their clinic."
+    assert export.table_options.description is None  # not declared: a console edit stays
+    assert export.table_options.default_description == "Visits with their clinic."
 
 
 def test_an_options_file_declares_the_tables_options(export, tmp_path):
@@ -146,7 +147,8 @@ def test_an_options_file_declares_the_tables_options(export, tmp_path):
     }))
 
     assert export.table_options == TableOptions(
-        description="Every visit.", labels={"owner": "data-eng"}, partitioning=Partitioning("MONTH", "seen_at"),
+        description="Every visit.", default_description="Visits with their clinic.", labels={"owner": "data-eng"},
+        partitioning=Partitioning("MONTH", "seen_at"),
         clustering=("clinic_id", "notes"), staging_expiration_hours=6, schema_version=3)
 
 
