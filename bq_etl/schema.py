@@ -61,6 +61,11 @@ def check_schema(fields: Sequence[SchemaField], where: str) -> None:
     _check_fields([field.to_api_repr() for field in fields], where, "")
 
 
+def type_name(field_type: str | None) -> str:
+    """The one name the exporter uses for a column type (`INT64` and `INTEGER` are both `INTEGER`)."""
+    return TYPE_NAMES.get(str(field_type).upper(), str(field_type))
+
+
 def schema_to_json(fields: Iterable[SchemaField]) -> list[dict[str, Any]]:
     """The JSON form of `fields`, as a schema file holds it."""
     return [field.to_api_repr() for field in fields]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import SchemaError
-from .schema import TYPE_NAMES
+from .schema import type_name
 from .table_options import SCHEMA_VERSION_LABEL, Partitioning, TableOptions, options_path
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def _merge_field(old: dict[str, Any], new: dict[str, Any], column: str, changes:
 
 
 def _type(item: dict[str, Any]) -> str:
-    return TYPE_NAMES.get(str(item.get("type", "")).upper(), str(item.get("type")))
+    return type_name(item.get("type"))
 
 
 def _kind(item: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.sql import elements, functions, operators, selectable
 
 from .errors import SchemaError
-from .schema import TYPE_NAMES, load_schema
+from .schema import load_schema, type_name
 
 if TYPE_CHECKING:
     from .manager import ExportShardManager
@@ -228,7 +228,7 @@ def _reshaper(manager: ExportShardManager) -> str:
 
 
 def _type(item: dict[str, Any]) -> str:
-    return TYPE_NAMES.get(str(item.get("type")).upper(), str(item.get("type")))
+    return type_name(item.get("type"))
 
 
 def _mode(item: dict[str, Any]) -> str:

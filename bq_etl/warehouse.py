@@ -10,6 +10,7 @@ from google.cloud.bigquery import SchemaField
 
 from .errors import LoadError, RowCountMismatch
 from .logs import event
+from .schema import type_name
 from .schema_drift import SchemaPlan, plan_schema_change
 from .table_options import TableOptions
 
@@ -213,10 +214,7 @@ def _nothing() -> None:
     """The default `before_write`: nothing to check."""
 
 
-_ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
-
-
 def _shape(fields: Sequence[SchemaField]) -> list[tuple]:
     """Names, types and modes, nested; what must match between the live table and the file."""
-    return [(f.name.lower(), _ALIASES.get(f.field_type, f.field_type), f.mode or "NULLABLE", _shape(f.fields))
+    return [(f.name.lower(), type_name(f.field_type), f.mode or "NULLABLE", _shape(f.fields))
             for f in fields]
