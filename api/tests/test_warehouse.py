@@ -308,3 +308,34 @@ def test_new_partitioning_is_breaking_and_makes_the_table_anew_with_its_metadata
     table = live(warehouse)
     assert (table.time_partitioning.field, table.labels["bq_etl_run"]) == ("seen_at", "run1")
     assert [row[0] for row in rows("t")] == [1]
+
+
+def test_an_allowed_breaking_change_is_one_copy_that_takes_the_new_schema_then_a_patch(warehouse):
+    """Against BigQuery (emulated=False): WRITE_TRUNCATE replaces schema and rows in one job; the
+    staging table already carries the merged descriptions and policy tags, and labels are set
+    again after it. (A mode change: the emulator can copy between tables that differ in modes.)"""
+    real = Warehouse(warehouse.client, warehouse.dataset, emulated=False)
+    loose = [SchemaField("id", "INTEGER", "REQUIRED"), SchemaField("name", "STRING", description="theirs")]
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a"}\n'])
+    real.replace("t", [first], loose, expected_rows=1, staging_suffix="run1")
+    table = live(warehouse)
+    table.labels = {**table.labels, "bq_etl_run": "run1"}
+    warehouse.client.update_table(table, ["labels"])
+    real.client.query(f"DELETE FROM `{real.table_id('t')}` WHERE TRUE").result()  # WRITE_TRUNCATE_DATA appended
+    strict = [SchemaField("id", "INTEGER", "REQUIRED"), SchemaField("name", "STRING", "REQUIRED")]
+    recorder = Recorder(real.client)
+
+    real.replace("t", [first], strict, expected_rows=1, staging_suffix="run2", options=TableOptions(schema_version=2),
+                 before_write=recorder.mark)
+
+    writes = recorder.writes_to("t")
+    assert [(method, body.get("configuration", {}).get("copy", {}).get("writeDisposition"))
+            for method, _, body in writes] == [("POST", "WRITE_TRUNCATE"), ("PATCH", None)]
+    staged = [body for method, _, body in recorder.writes_to("t__staging_run2") if method == "POST"][0]
+    assert staged["schema"]["fields"][1] == {"name": "name", "type": "STRING", "mode": "REQUIRED",
+                                             "description": "theirs"}
+    assert writes[1][2]["labels"] == {"bq_etl_run": "run1", "bq_etl_schema_version": "2"}
+    for write in writes:
+        assert recorder.requests[recorder.requests.index(write) - 1][0] == "BEFORE_WRITE"
+    assert [(f.name, f.mode) for f in live(warehouse).schema] == [("id", "REQUIRED"), ("name", "REQUIRED")]
+    assert rows("t") == [(1, "a")]
