@@ -17,8 +17,10 @@ from .errors import ExportError
 from .extension import state
 from .logs import configure
 from .run import ExportRun, new_run_id
+from .schema_cli import schema_cli
 
 export_cli = AppGroup("export", help="Export the app's tables to BigQuery.")
+export_cli.add_command(schema_cli)
 
 #: `flask export run`'s exit status when a newer run had already loaded (0: loaded, 1: failed or refused).
 EXIT_SUPERSEDED = 3

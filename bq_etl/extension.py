@@ -94,12 +94,15 @@ class ExporterState:
             )
         else:
             client = _google(bigquery.Client, project=self.config.project)
-        return Warehouse(client, self.config.dataset)
+        return Warehouse(client, self.config.dataset, emulated=bool(self.config.bigquery_endpoint))
 
     def check(self) -> None:
-        """Check settings, export definitions and the Redis connection; raise ConfigError early."""
+        """Check settings, export definitions (schema and options files) and the Redis connection;
+        raise ConfigError or SchemaError early."""
         self.config
-        self.tables
+        for manager in self.tables:
+            # Every schema file and options file, read and checked now: a SchemaError names the file.
+            manager().table_options
         try:
             self.redis.ping()
         except Exception as error:

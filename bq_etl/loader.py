@@ -116,6 +116,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
                     expected_rows=summary.rows, staging_suffix=run.staging_suffix, before_write=fence.check,
+                    options=manager.table_options, schema_path=str(manager.schema_path()),
                 )
             except Superseded as superseded:
                 event(logging.WARNING, "run superseded", table=run.table, run_id=run.run_id,

@@ -1,6 +1,7 @@
 """ExportShardManager: the unit a table export is defined with, and how one shard is exported."""
 from __future__ import annotations
 
+import inspect
 import sys
 from datetime import timezone, tzinfo
 from functools import cached_property
@@ -17,6 +18,7 @@ from .json_values import fast_json
 from .raw_values import exact_statement
 from .run import ExportRun, Shard, ShardResult
 from .schema import load_schema
+from .table_options import TableOptions, load_options, options_path
 from .serialize import RecordEncoder
 from .shard import plan_shards, shard_query
 
@@ -100,6 +102,15 @@ class ExportShardManager:
     def schema(self) -> list[SchemaField]:
         """The table's schema, read from its file."""
         return load_schema(self.schema_path())
+
+    @cached_property
+    def table_options(self) -> TableOptions:
+        """The table's declared BigQuery options (`<schema file stem>.options.json` beside the
+        schema file, optional); a new table is described by the class's docstring unless the
+        file declares a description."""
+        doc = inspect.getdoc(type(self))
+        default = doc.split("\n\n")[0].replace("\n", " ") if doc and "__doc__" in vars(type(self)) else None
+        return load_options(options_path(self.schema_path()), self.schema, default)
 
     @cached_property
     def encoder(self) -> RecordEncoder:

@@ -61,6 +61,11 @@ def check_schema(fields: Sequence[SchemaField], where: str) -> None:
     _check_fields([field.to_api_repr() for field in fields], where, "")
 
 
+def type_name(field_type: str | None) -> str:
+    """The one name the exporter uses for a column type (`INT64` and `INTEGER` are both `INTEGER`)."""
+    return TYPE_NAMES.get(str(field_type).upper(), str(field_type))
+
+
 def schema_to_json(fields: Iterable[SchemaField]) -> list[dict[str, Any]]:
     """The JSON form of `fields`, as a schema file holds it."""
     return [field.to_api_repr() for field in fields]
@@ -102,6 +107,24 @@ def _check_field(item: dict[str, Any], where: str, column: str) -> None:
     elif subfields:
         raise SchemaError(f"{where}: field {column!r} of type {field_type} cannot have fields")
     _check_parameters(item, field_type, where, column)
+    _check_metadata(item, where, column)
+
+
+def _check_metadata(item: dict[str, Any], where: str, column: str) -> None:
+    # Kept as written and applied to the live table (see schema_drift), so they must be well formed.
+    description = item.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SchemaError(f"{where}: field {column!r}: description must be a string")
+    tags = item.get("policyTags")
+    if tags is None:
+        return
+    names = tags.get("names") if isinstance(tags, dict) else None
+    if (not isinstance(names, list) or len(names) > 1
+            or not all(isinstance(n, str) and "/policyTags/" in n for n in names)):
+        raise SchemaError(
+            f"{where}: field {column!r}: policyTags must be {{\"names\": [\"projects/P/locations/L/taxonomies/T/"
+            f"policyTags/ID\"]}} (at most one policy tag per column)"
+        )
 
 
 def _check_parameters(item: dict[str, Any], field_type: str, where: str, column: str) -> None:

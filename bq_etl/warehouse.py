@@ -11,6 +11,9 @@ from google.cloud.bigquery import SchemaField
 from .errors import LoadError, RowCountMismatch
 from .logs import event
 from .run import label_run, run_label
+from .schema import type_name
+from .schema_drift import SchemaPlan, plan_schema_change
+from .table_options import TableOptions
 
 #: The label on a live table naming the newest run loaded into it (see `mark_loaded`).
 RUN_LABEL = "bq_etl_run"
@@ -24,9 +27,11 @@ def staging_table(table: str, suffix: str) -> str:
 class Warehouse:
     """One BigQuery dataset that exported tables are loaded into."""
 
-    def __init__(self, client: bigquery.Client, dataset: str):
+    def __init__(self, client: bigquery.Client, dataset: str, emulated: bool = False):
         self.client = client
         self.dataset = dataset
+        #: True against the local BigQuery emulator, whose dispositions differ (docs/design.md).
+        self.emulated = emulated
         #: The id of every BigQuery job this warehouse started, in order (the loader clears it
         #: before a run and copies it into the run's summary).
         self.job_ids: list[str] = []
@@ -109,50 +114,63 @@ class Warehouse:
         except NotFound:
             return None
 
+    def table(self, table: str) -> bigquery.Table | None:
+        """The live table's resource (schema, labels, partitioning, ...), or None if it does not exist."""
+        try:
+            return self.client.get_table(self.table_id(table))
+        except NotFound:
+            return None
+
+    def schema_plan(self, table: str, schema: Sequence[SchemaField], options: TableOptions | None = None,
+                    schema_path: str | None = None) -> SchemaPlan:
+        """How the live table differs from `schema` and `options`, and what a run would make of it."""
+        return plan_schema_change(table, self.table(table), schema, options or TableOptions(), schema_path)
+
     def replace(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField], expected_rows: int,
-                staging_suffix: str, before_write: Callable[[], None] | None = None) -> int:
-        """Replace `table` with exactly the rows in `uris`; return the row count loaded.
+                staging_suffix: str, before_write: Callable[[], None] | None = None,
+                options: TableOptions | None = None, schema_path: str | None = None) -> int:
+        """Replace the rows of `table` with exactly the rows in `uris`; return the row count loaded.
 
-        The files are loaded into a staging table and counted; only when that holds exactly
-        `expected_rows` is the live table replaced, so a file BigQuery rejects, or files that
-        hold other than the rows the shards wrote, leave the live table as it was. The replace
-        is a copy job (WRITE_TRUNCATE: atomic, and no second read of the files) when the live
-        table is missing (a first run) or its schema matches the file; after a schema change it
-        is a load of the same, proven files, which takes the new schema. The live schema and
-        count are checked again afterwards, as a tripwire: a failure there is raised, but the
-        data is live.
+        The live table's metadata is kept: column descriptions and policy tags, row access
+        policies, labels, partitioning and clustering, whatever set them. The repository's
+        `options` and the schema's descriptions and policy tags are applied over it.
 
-        `before_write` is called immediately before each request that writes the live table;
-        it raises to abort the replace (the loader's last-moment fencing check).
+        First the schema plan (`schema_drift`): a breaking change the options do not allow
+        raises BreakingSchemaChange before anything is written. Then the files are loaded into
+        a staging table of the target schema, partitioning and clustering, expiring after the
+        options' staging expiration, and counted; only when that holds exactly `expected_rows`
+        is the live table touched, so a file BigQuery rejects leaves it as it was. Then:
+
+        - no live table: it is created with the declared options, then filled by a copy;
+        - additive change: the live table's schema and metadata are patched in place (new
+          NULLABLE columns, relaxed modes, descriptions, policy tags, labels, clustering);
+        - every run: a copy job with WRITE_TRUNCATE_DATA replaces the rows atomically and keeps
+          the table's metadata;
+        - an allowed breaking change: a copy job with WRITE_TRUNCATE takes the staging table's
+          schema (with the merged descriptions and policy tags), then labels and description
+          are patched back; a partitioning change makes the table anew.
+
+        `before_write` is called immediately before each request that writes the live table
+        (create, patch, copy, delete); it raises to abort. The live schema and count are checked
+        again afterwards, as a tripwire: a failure there is raised, but the data is live.
         """
-        check = before_write or (lambda: None)
+        write = before_write or _nothing
+        options = options or TableOptions()
+        plan = self.schema_plan(table, schema, options, schema_path)
+        plan.require_allowed()
         staging = staging_table(table, staging_suffix)
         try:
-            self._load(staging, uris, schema)
+            self._stage(staging, uris, plan)
             staged = self.row_count(staging)
             if staged != expected_rows:
                 raise RowCountMismatch(
                     f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
                     f"from {len(uris)} files; the live table was left as it was"
                 )
-            live = self.live_schema(table)
-            if live is None or _shape(live) == _shape(schema):
-                # A copy creates a missing table with the staging table's (the file's) schema.
-                check()
-                self._copy(staging, table)
-            else:
-                check()
-                self._load(table, uris, schema)
-                if not self._schema_matches(table, schema):
-                    # BigQuery takes the load's schema on WRITE_TRUNCATE; a store that kept the
-                    # old one (the local emulator does) gets the table made anew.
-                    event(logging.WARNING, "live table kept its old schema; recreating it", table=table)
-                    check()
-                    self.client.delete_table(self.table_id(table))
-                    self._load(table, uris, schema)
+            self._write_live(table, staging, plan, write)
         finally:
             self.client.delete_table(self.table_id(staging), not_found_ok=True)
-        if not self._schema_matches(table, schema):
+        if not self._schema_matches(table, plan.target_schema):
             raise LoadError(f"table {table!r}: after the load its schema is {self.live_schema(table)}, "
                             f"not the schema file's {list(schema)}")
         loaded = self.row_count(table)
@@ -160,8 +178,67 @@ class Warehouse:
             raise RowCountMismatch(f"table {table!r}: expected {expected_rows} rows after the load, found {loaded}")
         return loaded
 
-    def _copy(self, source: str, destination: str) -> None:
-        config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+    def _write_live(self, table: str, staging: str, plan: SchemaPlan, write: Callable[[], None]) -> None:
+        # The emulator cannot change a live table's columns in place (see docs/design.md).
+        recreate = plan.exists and (plan.recreate or (self.emulated and plan.shape_changed))
+        if recreate:
+            event(logging.WARNING, "making the live table anew for its schema change", table=table)
+            write()
+            self.client.delete_table(self.table_id(table))
+        if recreate or not plan.exists:
+            write()
+            self.client.create_table(self._declared_table(table, plan))
+            self._copy(staging, table, self._keep_metadata, write)
+        elif plan.breaking:
+            # WRITE_TRUNCATE takes the staging table's schema, which already carries the merged
+            # descriptions and policy tags; labels and description are table metadata, set after.
+            self._copy(staging, table, bigquery.WriteDisposition.WRITE_TRUNCATE, write)
+            self._patch(table, plan, write)
+        else:
+            if plan.changes:
+                self._patch(table, plan, write)
+            self._copy(staging, table, self._keep_metadata, write)
+
+    @property
+    def _keep_metadata(self) -> str:
+        # BigQuery: WRITE_TRUNCATE_DATA replaces the rows and keeps schema, descriptions, policy
+        # tags and row access policies. The emulator appends on it; its WRITE_TRUNCATE keeps them.
+        # A plain string: setup.cfg admits google-cloud-bigquery releases without the constant.
+        return bigquery.WriteDisposition.WRITE_TRUNCATE if self.emulated else "WRITE_TRUNCATE_DATA"
+
+    def _declared_table(self, table: str, plan: SchemaPlan) -> bigquery.Table:
+        resource = bigquery.Table(self.table_id(table), schema=plan.target_schema)
+        resource.description = plan.description
+        resource.labels = dict(plan.labels)
+        resource.time_partitioning = plan.partitioning.to_bigquery() if plan.partitioning else None
+        resource.clustering_fields = list(plan.clustering) if plan.clustering else None
+        return resource
+
+    def _patch(self, table: str, plan: SchemaPlan, write: Callable[[], None]) -> None:
+        resource = self._declared_table(table, plan)
+        fields = ["schema", "description", "labels"] + (["clustering_fields"] if plan.clustering else [])
+        write()
+        try:
+            self.client.update_table(resource, fields)
+        except GoogleAPICallError as error:
+            raise LoadError(f"table {table!r}: applying the schema and options failed: {error}; "
+                            f"`flask export schema diff {table}` shows what is left") from error
+
+    def _stage(self, staging: str, uris: Sequence[str], plan: SchemaPlan) -> None:
+        from datetime import datetime, timedelta, timezone
+
+        self.client.delete_table(self.table_id(staging), not_found_ok=True)
+        resource = bigquery.Table(self.table_id(staging), schema=plan.target_schema)
+        resource.time_partitioning = plan.partitioning.to_bigquery() if plan.partitioning else None
+        resource.clustering_fields = list(plan.clustering) if plan.clustering else None
+        resource.expires = datetime.now(timezone.utc) + timedelta(hours=plan.staging_expiration_hours)
+        self.client.create_table(resource)
+        self._load(staging, uris, plan.target_schema)
+
+    def _copy(self, source: str, destination: str, disposition: str, write: Callable[[], None]) -> None:
+        config = bigquery.CopyJobConfig(write_disposition=disposition,
+                                        create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
+        write()
         try:
             job = self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config)
             self.job_ids.append(job.job_id)
@@ -170,10 +247,11 @@ class Warehouse:
             raise LoadError(f"replacing table {destination!r} from {source!r} failed: {error}") from error
 
     def _load(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField]) -> None:
+        # Into the freshly made, empty staging table: WRITE_EMPTY fails rather than mixing runs.
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            write_disposition=bigquery.WriteDisposition.WRITE_EMPTY,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             schema=list(schema),
         )
         try:
@@ -188,10 +266,11 @@ class Warehouse:
         return _shape(live) == _shape(schema)
 
 
-_ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD"}
+def _nothing() -> None:
+    """The default `before_write`: nothing to check."""
 
 
 def _shape(fields: Sequence[SchemaField]) -> list[tuple]:
     """Names, types and modes, nested; what must match between the live table and the file."""
-    return [(f.name.lower(), _ALIASES.get(f.field_type, f.field_type), f.mode or "NULLABLE", _shape(f.fields))
+    return [(f.name.lower(), type_name(f.field_type), f.mode or "NULLABLE", _shape(f.fields))
             for f in fields]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import json
 import re
 import shutil
 import sys
@@ -59,6 +60,8 @@ def write_package(root: Path, blocks: dict[str, str]) -> Path:
     (package / "schemas").mkdir(parents=True)
     (package / "__init__.py").write_text(blocks["export"], encoding="utf-8")
     (package / "schemas" / "care_tracks.json").write_text(blocks["schema"], encoding="utf-8")
+    if "options" in blocks:
+        (package / "schemas" / "care_tracks.options.json").write_text(blocks["options"], encoding="utf-8")
     (package / "test_care_tracks.py").write_text(
         blocks["test"].replace(SHIPPED_IMPORT, f"from {PACKAGE} import CareTracksExport"), encoding="utf-8"
     )
@@ -68,7 +71,8 @@ def write_package(root: Path, blocks: dict[str, str]) -> Path:
 # At import, because pytest collects the guide's test class from this module's namespace.
 _ROOT = Path(tempfile.mkdtemp(prefix="bq-etl-guide-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
-PACKAGE_DIR = write_package(_ROOT, code_blocks(GUIDE.read_text(encoding="utf-8")))
+BLOCKS = code_blocks(GUIDE.read_text(encoding="utf-8"))
+PACKAGE_DIR = write_package(_ROOT, BLOCKS)
 sys.path.insert(0, str(_ROOT))
 
 TestCareTracksExport = importlib.import_module(f"{PACKAGE}.test_care_tracks").TestCareTracksExport
@@ -112,3 +116,51 @@ def test_run_loads_every_care_track_with_its_active_members_into_bigquery(app):
         postpartum.id: ("postpartum", None, 1),
         menopause.id: ("menopause", "Symptoms, sleep and hormone therapy", 2),
     }
+
+
+def test_the_schema_steps_generate_check_create_and_change_the_table(app):
+    """Step 3b and "Changing the table later": generate, check, the options on the created
+    table, and a breaking change refused until schema_version is raised."""
+    cli = app.test_cli_runner()
+    schema_file = PACKAGE_DIR / "schemas" / "care_tracks.json"
+    options_file = PACKAGE_DIR / "schemas" / "care_tracks.options.json"
+    db.session.add_all([CareTrack(name="fertility", description="Trying to conceive"),
+                        CareTrack(name="menopause", description="Symptoms and sleep")])
+    db.session.commit()
+
+    generated = cli.invoke(args=["export", "schema", "generate", "care_tracks", "--stdout"])
+    checked = cli.invoke(args=["export", "schema", "check", "care_tracks"])
+    first_run = cli.invoke(args=["export", "run", "care_tracks"])
+
+    assert json.loads(generated.output) == json.loads(BLOCKS["schema"])  # descriptions kept
+    assert checked.exit_code == 0 and "care_tracks: schema file agrees with the query" in checked.output
+    assert first_run.exit_code == 0, first_run.output
+    warehouse = state().warehouse
+    table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
+    declared = json.loads(BLOCKS["options"])
+    assert table.description == declared["description"]
+    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "1"}
+    assert table.clustering_fields == declared["clustering"]
+
+    fields = json.loads(BLOCKS["schema"])
+    fields[2]["mode"] = "REQUIRED"  # description: NULLABLE -> REQUIRED, a breaking change
+    try:
+        schema_file.write_text(json.dumps(fields), encoding="utf-8")
+        refused_plan = cli.invoke(args=["export", "schema", "plan", "care_tracks"])
+        refused_run = cli.invoke(args=["export", "run", "care_tracks"])
+        options_file.write_text(json.dumps({**declared, "schema_version": 2}), encoding="utf-8")
+        allowed_plan = cli.invoke(args=["export", "schema", "plan", "care_tracks"])
+        migrated = cli.invoke(args=["export", "run", "care_tracks"])
+    finally:
+        schema_file.write_text(BLOCKS["schema"], encoding="utf-8")
+        options_file.write_text(BLOCKS["options"], encoding="utf-8")
+
+    assert refused_plan.exit_code == 1
+    assert "BREAKING mode of column description: 'NULLABLE' -> 'REQUIRED'" in refused_plan.output
+    assert refused_run.exit_code == 1 and "breaking change" in refused_run.output
+    assert allowed_plan.exit_code == 0, allowed_plan.output
+    assert migrated.exit_code == 0, migrated.output
+    table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
+    assert [(f.name, f.mode) for f in table.schema][2] == ("description", "REQUIRED")
+    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "2"}
+    assert table.description == declared["description"]

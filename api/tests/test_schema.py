@@ -208,3 +208,28 @@ def test_check_schema_refuses_hand_built_fields_naming_where(tmp_path):
         check_schema([SchemaField("id", "UUID")], "schema of table 'visits'")
 
     assert str(caught.value).startswith("schema of table 'visits': field 'id' has unknown type 'UUID'")
+
+
+def test_keeps_descriptions_and_policy_tags(tmp_path):
+    tag = "projects/clinic/locations/eu/taxonomies/7/policyTags/9"
+    path = write(tmp_path, [{"name": "email", "type": "STRING", "description": "PII",
+                             "policyTags": {"names": [tag]}}])
+
+    field = load_schema(path)[0]
+
+    assert (field.description, field.policy_tags.names) == ("PII", (tag,))
+    assert schema_to_json([field])[0]["policyTags"] == {"names": [tag]}
+
+
+@pytest.mark.parametrize("tags", [["x"], {"names": "x"}, {"names": ["not-a-tag"]},
+                                  {"names": ["projects/a/locations/b/taxonomies/c/policyTags/1"] * 2}])
+def test_refuses_malformed_policy_tags(tmp_path, tags):
+    path = write(tmp_path, [{"name": "email", "type": "STRING", "policyTags": tags}])
+
+    assert "field 'email': policyTags must be" in schema_error(path)
+
+
+def test_refuses_a_description_that_is_not_text(tmp_path):
+    path = write(tmp_path, [{"name": "email", "type": "STRING", "description": 7}])
+
+    assert "field 'email': description must be a string" in schema_error(path)
