@@ -139,7 +139,10 @@ def test_the_schema_steps_generate_check_create_and_change_the_table(app):
     table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
     declared = json.loads(BLOCKS["options"])
     assert table.description == declared["description"]
-    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "1"}
+    # bq_etl_run: the fence's label naming the run that loaded (docs/reliability.md)
+    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "1",
+                            "bq_etl_run": table.labels["bq_etl_run"]}
+    assert f"(run {table.labels['bq_etl_run']})" in first_run.output.lower()
     assert table.clustering_fields == declared["clustering"]
 
     fields = json.loads(BLOCKS["schema"])
@@ -162,5 +165,6 @@ def test_the_schema_steps_generate_check_create_and_change_the_table(app):
     assert migrated.exit_code == 0, migrated.output
     table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
     assert [(f.name, f.mode) for f in table.schema][2] == ("description", "REQUIRED")
-    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "2"}
+    assert table.labels == {**declared["labels"], "bq_etl_schema_version": "2",
+                            "bq_etl_run": table.labels["bq_etl_run"]}
     assert table.description == declared["description"]
