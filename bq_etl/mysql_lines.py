@@ -5,12 +5,17 @@ the counterpart of `postgres_lines`).
 Type by type the SQL writes what `RecordEncoder` writes (shared/BIGQUERY-JSON.md) for the value
 the Python path gets from PyMySQL and SQLAlchemy. Beside each line it decides whether the row is
 *suspect*: true for every row the encoder might refuse, and for a few it would accept (a
-conservative superset). Two checks are Python's, on each chunk: a JSON value must be what orjson
-writes back after reading it (no duplicate keys, escapes, exponents or numbers orjson would
-write otherwise), and a string with a `\\u00` escape (MariaDB writes its hex digits upper case,
-orjson lower case) is suspect. A suspect row is read again and goes through the Python path
-(`records`, then `encoder.encode`), so a violating row raises exactly the Python path's
-RecordError, and an over-flagged row still gets the encoder's own line.
+conservative superset). Two checks are Python's: each JSON value must be what orjson writes back
+after reading it (no duplicate keys, escapes, exponents or numbers orjson would write otherwise;
+MariaDB's JSON_COMPACT only drops whitespace), and a string with a `\\u00` escape (MariaDB writes
+its hex digits upper case, orjson lower case) is suspect. A suspect row is read again and goes
+through the Python path (`records`, then `encoder.encode`), so a violating row raises exactly
+the Python path's RecordError, and an over-flagged row still gets the encoder's own line.
+
+The rows stream through an unbuffered PyMySQL cursor (SSCursor), so MariaDB builds lines on
+one core while Python joins them on the other. (Batches of lines joined by MariaDB itself,
+GROUP_CONCAT, cost PyMySQL one row per batch instead of one per line but took a third longer:
+the server and Python then wait for each other.)
 
 The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection, where the
 Python path gets each value as PyMySQL makes it or through one of the few SQLAlchemy result
@@ -45,9 +50,6 @@ CHUNK_ROWS = 2_000
 
 _MAX_SAFE_INTEGER = 2**53 - 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# The encoder refuses JSON nested 200 levels deep (serialize._MAX_JSON_DEPTH): a text with
-# fewer opening brackets than that cannot be (brackets inside strings only over-flag).
-_JSON_DEPTH = 200
 _BINARY_CHARSET = 63  # PyMySQL returns bytes for a string column in this character set
 
 _INTEGERS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG}
@@ -104,7 +106,7 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
         return None
     connection = manager.session.connection()
     dialect = connection.dialect
-    if dialect.name != "mysql" or dialect.driver != "pymysql" or not dialect.is_mariadb:
+    if dialect.name != "mysql" or dialect.driver != "pymysql" or not dialect.is_mariadb or dialect.paramstyle != "pyformat":
         return None
     driver = connection.connection.driver_connection
     if driver.charset != "utf8mb4":
@@ -121,20 +123,10 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
     built = _fields(manager, columns)
     if built is None:
         return None
-    labelled = statement.with_only_columns(
-        *[column.label(f"c{index}") for index, column in enumerate(statement.selected_columns)],
-        maintain_column_froms=True,
-    )
-    compiled = labelled.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()):
-        return None  # SQLAlchemy would convert a parameter on the way: it must run the query itself
-    if dialect.paramstyle != "pyformat":
+    built_query = _line_query(manager, shard, dialect, built, columns)
+    if built_query is None:
         return None
-    query, params = _line_query(str(compiled), dict(compiled.params), built, manager.schema, columns,
-                                columns[manager.key_column].ref)
-    json_columns = sum(TYPE_NAMES[field.field_type] == "JSON" for field in manager.schema)
-    check_escapes = any(TYPE_NAMES[field.field_type] == "STRING" for field in manager.schema)
-    return _stream(manager, shard, driver, query, params, json_columns, check_escapes)
+    return _stream(manager, shard, driver, *built_query)
 
 
 # --- when the fast path applies ------------------------------------------------------------------
@@ -370,59 +362,78 @@ _BUILDERS: dict[str, Callable[[SchemaField, _Column, tzinfo | None], _Field | No
 
 # --- the query and the stream --------------------------------------------------------------------
 
-def _line_query(sql: str, params: dict[str, Any], fields: list[_Field], schema: Sequence[SchemaField],
-                columns: dict[str, _Column], key_ref: str) -> tuple[str, dict[str, Any]]:
-    """SELECT line (NULL for a suspect row), key, then each JSON field's value, FROM the shard
-    query, in key order. The line is bytes (CAST AS BINARY): never decoded and encoded again."""
+def _line_query(manager: ExportShardManager, shard: Shard, dialect: Dialect, fields: list[_Field],
+                columns: dict[str, _Column]) -> tuple[str, dict[str, Any]] | None:
+    """SELECT line (NULL for a suspect row), key, JSON values FROM the shard query, in key order;
+    None if SQLAlchemy would convert a query parameter on the way (then it must run the query).
+
+    The line is bytes (CAST AS BINARY): never decoded and encoded again. The JSON values are the
+    row's, comma-separated, for Python's check (NULL when there are none).
+    """
+    statement = shard_query(manager.query(), manager.key, shard)
+    labelled = statement.with_only_columns(
+        *[column.label(f"c{index}") for index, column in enumerate(statement.selected_columns)],
+        maintain_column_froms=True,
+    )
+    compiled = labelled.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()):
+        return None
+    schema = manager.schema
     values = ", ".join(
         f"CONCAT('{orjson.dumps(field.name).decode()}:', {built.value})" for field, built in zip(schema, fields)
     )
     suspect = " OR ".join(condition for built in fields for condition in built.suspect) or "FALSE"
-    json_values = "".join(
-        f", {built.value}" for field, built in zip(schema, fields) if TYPE_NAMES[field.field_type] == "JSON"
-    )
+    # A JSON value MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31
+    # levels) and a bare null (which the Python path leaves out or refuses) become "!", which no
+    # JSON reader takes.
+    checks = [
+        f"IF({ref} IS NULL, NULL, COALESCE(NULLIF(JSON_COMPACT({ref}), 'null'), '!'))"
+        for field in schema if TYPE_NAMES[field.field_type] == "JSON"
+        for ref in (columns[field.name].ref,)
+    ]
+    check = f"CAST(NULLIF(CONCAT_WS(',', {', '.join(checks)}), '') AS BINARY)" if checks else "NULL"
+    key_ref = columns[manager.key_column].ref
     # CONCAT_WS skips NULLs: a NULL value leaves its field out, as the encoder does. The shard
     # query's ORDER BY is dropped inside a derived table, hence the outer one (the key's index
     # still gives the order: MariaDB merges the derived table into the outer query).
     query = (
         f"SELECT IF({suspect}, NULL, CAST(CONCAT('{{', CONCAT_WS(',', {values}), '}}', CHAR(10)) AS BINARY)), "
-        f"{key_ref}{json_values} FROM ({sql}) AS t ORDER BY {key_ref}"
+        f"{key_ref}, {check} FROM ({compiled}) AS t ORDER BY {key_ref}"
     )
-    return query, {**params, **{name: value for built in fields for name, value in built.params.items()}}
+    return query, {**compiled.params, **{name: value for built in fields for name, value in built.params.items()}}
 
 
-def _canonical_json(text: str | None) -> bool:
-    """True when the encoder would write `text`, a JSON value json.loads reads, just as it is:
-    orjson writes back exactly what it read (so json.loads reads the same values: no duplicate
-    keys, no number orjson reads otherwise) and it is not too deep or a bare null."""
-    if text is None:
+def _canonical_json(values: bytes | None) -> bool:
+    """True when `values`, comma-separated JSON texts json.loads reads, are each what the
+    encoder writes for the value: orjson writes back exactly what it read (so json.loads reads
+    the same values: no duplicate keys, no number orjson reads otherwise)."""
+    if not values:
         return True
-    if text == "null" or text.count("[") + text.count("{") >= _JSON_DEPTH:
-        return False
+    document = b"[" + values + b"]"
     try:
-        return orjson.dumps(orjson.loads(text)).decode() == text
+        return orjson.dumps(orjson.loads(document)) == document
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return False
 
 
-def _stream(manager: ExportShardManager, shard: Shard, driver: Any, query: str, params: dict[str, Any],
-            json_columns: int, check_escapes: bool) -> Iterator[bytes]:
-    # An unbuffered cursor: the server keeps sending while Python joins, with at most
-    # CHUNK_ROWS rows held here.
+def _stream(manager: ExportShardManager, shard: Shard, driver: Any, query: str,
+            params: dict[str, Any]) -> Iterator[bytes]:
+    # An unbuffered cursor: the server keeps building lines while Python joins them (the two
+    # run on two cores), with at most CHUNK_ROWS rows held here.
     cursor = driver.cursor(SSCursor)
     try:
         cursor.execute(query, params)
         while chunk := cursor.fetchmany(CHUNK_ROWS):
-            lines = [row[0] for row in chunk]
-            suspects = {index for index, line in enumerate(lines) if line is None} if None in lines else set()
-            if json_columns:
-                suspects.update(index for index, row in enumerate(chunk)
-                                if not all(map(_canonical_json, row[2:])))
-            # A suspect row's NULL line stands as an empty line, so newlines still count rows.
-            data = b"".join([line or b"\n" for line in lines]) if suspects else b"".join(lines)
-            if check_escapes and b"\\u00" in data:
-                suspects.update(index for index, line in enumerate(lines) if line and b"\\u00" in line)
-            if suspects:
+            lines = [line for line, _, _ in chunk]
+            data = b"".join(lines) if None not in lines else b""
+            # One check for the whole chunk; the rows only when it fails: a suspect row's NULL
+            # line, a JSON value orjson would write otherwise, a string with a \u00 escape
+            # (MariaDB writes its hex digits upper case, orjson lower case).
+            if not data or b"\\u00" in data or not _canonical_json(b",".join([c for _, _, c in chunk if c])):
+                suspects = {
+                    index for index, (line, _, checks) in enumerate(chunk)
+                    if line is None or b"\\u00" in line or not _canonical_json(checks)
+                }
                 data = b"".join(_with_suspects_encoded(manager, shard, chunk, suspects))
             yield data
     finally:

@@ -470,3 +470,20 @@ def test_floats_across_their_range_get_the_python_paths_records(metadata):
     assert len(records) == len(values)
     assert len(reread) < len(values) / 2  # most lines were built by MariaDB
     assert_same_records(records, python_records(manager))
+
+
+@on_mariadb
+def test_a_batch_too_large_for_one_packet_is_read_row_by_row(metadata):
+    """MariaDB cuts a joined batch at max_allowed_packet: the cut batch is read again row by row."""
+    table = sa.Table("wide", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text(2**32 - 1)))
+    packet = db.session.execute(sa.text("SELECT @@max_allowed_packet")).scalar_one()
+    size = packet // 3
+    created(table, sql_rows=[f"VALUES ({id}, REPEAT('{letter}', {size}))" for id, letter in [(1, "a"), (2, "b"), (3, "c"), (4, "d")]])
+    manager = export_of(table, [SchemaField("v", "STRING")])
+    reread = reread_ids(manager)
+
+    records = fast_records(manager)
+
+    assert [len(record["v"]) for record in records] == [size] * 4
+    assert reread == []
+    assert_same_records(records, python_records(manager))
