@@ -40,6 +40,7 @@ from sqlalchemy.engine import Dialect, processors
 
 from .schema import TYPE_NAMES
 from .shard import shard_query
+from .suspect_rows import with_suspects_encoded
 
 if TYPE_CHECKING:
     from .manager import ExportShardManager
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 2_000
 
 _MAX_SAFE_INTEGER = 2**53 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MAX = 2**63 - 1
 _BINARY_CHARSET = 63  # PyMySQL returns bytes for a string column in this character set
 
 _INTEGERS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG}
@@ -434,20 +435,7 @@ def _stream(manager: ExportShardManager, shard: Shard, driver: Any, query: str,
                     index for index, (line, _, checks) in enumerate(chunk)
                     if line is None or b"\\u00" in line or not _canonical_json(checks)
                 }
-                data = b"".join(_with_suspects_encoded(manager, shard, chunk, suspects))
+                data = b"".join(with_suspects_encoded(manager, shard, chunk, suspects))
             yield data
     finally:
         cursor.close()  # reads what is left of the result: the connection must be free again
-
-
-def _with_suspects_encoded(manager: ExportShardManager, shard: Shard, chunk: Sequence[tuple[Any, ...]],
-                           suspects: set[int]) -> list[bytes]:
-    """The chunk's lines, each suspect row's (by index) made by the Python path: read again (on
-    a connection of its own, as `lookup` does: the stream holds the session's) and encoded, in key
-    order, so the first violating row raises the encoder's RecordError. A row gone since is left
-    out."""
-    keys = [chunk[index][1] for index in sorted(suspects)]
-    statement = shard_query(manager.query(), manager.key, shard).where(manager.key.in_(keys))
-    encode, key_column = manager.encoder.encode, manager.key_column
-    encoded = {record[key_column]: encode(record) for record in manager.records(manager.lookup(statement))}
-    return [encoded.get(row[1], b"") if index in suspects else row[0] for index, row in enumerate(chunk)]
