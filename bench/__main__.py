@@ -1,6 +1,6 @@
-"""`python -m bench` (`make bench`): how fast the exporter turns PostgreSQL rows into NDJSON,
-against PostgreSQL's own JSON and a naive loop, and what a whole run through RQ workers and
-the emulators takes. Run `python -m bench --help` for the options."""
+"""`python -m bench` (`make bench`): how fast the exporter turns PostgreSQL and MariaDB rows into
+NDJSON, against each database's own JSON and a naive loop, and what a whole run through RQ
+workers and the emulators takes. Run `python -m bench --help` for the options."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ import time
 from .cases import Measurement
 from .child import ROOT, run_case
 from .report import figure, header, row
+from .mariadb import ensure_mariadb_table, mariadb_url
 from .table import database_url, ensure_table
 
 # Per process: two bench runs at once must not delete each other's files (their timings will
@@ -38,7 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", type=int, metavar="N", default=0,
                         help="only profile case 3 and print its top N functions by cumulative time")
     parser.add_argument("--python-path", action="store_true",
-                        help="with --profile: profile the Python path (PostgreSQL's line building off)")
+                        help="with --profile: profile the Python path (the database's line building off)")
+    parser.add_argument("--mariadb", action="store_true", help="with --profile: profile the MariaDB table's export")
+    parser.add_argument("--no-mariadb", action="store_true", help="skip the MariaDB cases")
     return parser.parse_args(argv)
 
 
@@ -57,21 +60,34 @@ def bench(args: argparse.Namespace) -> None:
     for rows in sorted(sizes):
         built = ensure_table(rows)
         print(f"table visits, {rows:,} rows: " + (f"built in {built:.1f} s" if built else "reused"), flush=True)
+    if not args.no_mariadb or args.mariadb:
+        built = ensure_mariadb_table(args.rows)
+        print(f"MariaDB table visits, {args.rows:,} rows: " + (f"copied in {built:.1f} s" if built else "reused"),
+              flush=True)
 
     shard_env = {"DATABASE_URL": database_url(args.rows), "BENCH_SHARD_SIZE": str(args.rows)}
+    maria_env = {"DATABASE_URL": mariadb_url(args.rows), "BENCH_SHARD_SIZE": str(args.rows)}
     if args.profile:
-        _run("shard", env=shard_env, profile=args.profile, python_path=args.python_path)
+        _run("shard", env=maria_env if args.mariadb else shard_env, profile=args.profile,
+             python_path=args.python_path, database="mariadb" if args.mariadb else "postgresql")
         return
 
     print(header(), flush=True)
     # Interleaved rounds, fastest kept: load from other processes only ever slows a case down.
-    limit = naive = exporter = None
+    limit = naive = exporter = python_path = unchecked = None
+    maria: dict[str, Measurement | None] = dict.fromkeys(("limit", "naive", "exporter", "python", "unchecked"))
     for round_ in range(1, args.repeat + 1):
         tag = f" [{round_}/{args.repeat}]" if args.repeat > 1 else ""
-        limit = _fastest(limit, _case(f"1 limit: COPY row_to_json{tag}", "limit", rows=args.rows))
+        limit = _fastest(limit, _case(f"1 limit: psql \\copy row_to_json{tag}", "limit", rows=args.rows))
+        limit = _fastest(limit, _case(f"1 limit: psycopg COPY row_to_json{tag}", "copy_limit", rows=args.rows))
         naive = _fastest(naive, _case(f"2 naive: Core + json.dumps{tag}", "naive", rows=args.rows))
         exporter = _fastest(exporter, _case(f"3 exporter, one shard{tag}", "shard", env=shard_env))
-    python_path = _case("3 exporter, one shard, Python path", "shard", env=shard_env, python_path=True)
+        # The Python path beside the loop a user would write with no checks, in the same round.
+        python_path = _fastest(python_path, _case(f"3 exporter, one shard, Python path{tag}", "shard",
+                                                  env=shard_env, python_path=True))
+        unchecked = _fastest(unchecked, _case(f"   unchecked: Core + orjson.dumps{tag}", "unchecked", rows=args.rows))
+        if not args.no_mariadb:
+            _mariadb_round(maria, args.rows, maria_env, tag)
     unsqlalchemy = _case("   for scale: psycopg + RecordEncoder", "reference", rows=args.rows, encoder=True)
     reference = _case("   for scale: psycopg + orjson, no checks", "reference", rows=args.rows)
     for level in GZIP_LEVELS:
@@ -81,16 +97,24 @@ def bench(args: argparse.Namespace) -> None:
         big = _case(f"3 exporter, {args.rows:,}-row shard of {BIG_ROWS:,}", "shard",
                     env={"DATABASE_URL": database_url(BIG_ROWS), "BENCH_SHARD_SIZE": str(args.rows)})
     runs: dict[int, Measurement] = {}
+    database_speedup = None
     if not args.no_e2e:
         runs = _end_to_end(e2e_rows, args.e2e_shards, args.repeat)
+        database_speedup = _database_speedup(e2e_rows, args.repeat)
 
     print()
     print(f"exporter vs limit {exporter.rows_per_second / limit.rows_per_second:.2f}, "
           f"vs naive {exporter.rows_per_second / naive.rows_per_second:.2f} "
           f"(rows/s ratios, fastest of {args.repeat} rounds each)")
-    print(f"Python path vs naive {python_path.rows_per_second / naive.rows_per_second:.2f}; without SQLAlchemy "
-          f"(psycopg + RecordEncoder) {unsqlalchemy.rows_per_second / naive.rows_per_second:.2f}; an unchecked "
-          f"psycopg + orjson loop {reference.rows_per_second / naive.rows_per_second:.2f} (one round each)")
+    print(f"Python path vs naive {python_path.rows_per_second / naive.rows_per_second:.2f}, vs the unchecked "
+          f"Core + orjson loop {python_path.rows_per_second / unchecked.rows_per_second:.2f} (fastest of "
+          f"{args.repeat} rounds); without SQLAlchemy (psycopg + RecordEncoder) "
+          f"{unsqlalchemy.rows_per_second / naive.rows_per_second:.2f} x naive; an unchecked psycopg + orjson "
+          f"loop {reference.rows_per_second / naive.rows_per_second:.2f} x naive (one round each)")
+    if maria["exporter"]:
+        print(f"MariaDB: exporter vs limit {_ratio(maria['exporter'], maria['limit']):.2f}, vs naive "
+              f"{_ratio(maria['exporter'], maria['naive']):.2f}; Python path vs naive "
+              f"{_ratio(maria['python'], maria['naive']):.2f}, vs unchecked {_ratio(maria['python'], maria['unchecked']):.2f}")
     if big:
         print(f"shard worker peak RSS for {args.rows:,}-row shards: {exporter.peak_mb:.0f} MB from the "
               f"{args.rows:,}-row table, {big.peak_mb:.0f} MB from the {BIG_ROWS:,}-row table")
@@ -98,17 +122,69 @@ def bench(args: argparse.Namespace) -> None:
         print(f"end to end ({e2e_rows:,} rows{'' if e2e_rows == args.rows else ', smaller by --e2e-rows'}): "
               f"1 worker {runs[1].seconds:.1f} s, 2 workers {runs[2].seconds:.1f} s, "
               f"speedup {runs[1].seconds / runs[2].seconds:.2f}; of the shard phase alone "
-              f"{runs[1].extra['shards_seconds'] / runs[2].extra['shards_seconds']:.2f} "
-              f"(the load is one job either way); fastest of {args.repeat} rounds")
+              f"{_shard_speedup(runs):.2f}, of plan and shards {_phase(runs[1]) / _phase(runs[2]):.2f} "
+              f"(the load is one job either way: {runs[1].extra['load_seconds']:.1f} s and "
+              f"{runs[2].extra['load_seconds']:.1f} s); fastest of {args.repeat} rounds")
+        print(f"the database's own speedup with 2 processes (psql \\copy of each half of the table at once) "
+              f"{database_speedup:.2f}: the shard phase scales {_shard_speedup(runs) / database_speedup:.2f} of that")
     print(f"wall time {time.monotonic() - started:.0f} s; load average {_load()}")
     print(figure("exporter/limit", exporter.rows_per_second / limit.rows_per_second))
     print(figure("exporter/naive", exporter.rows_per_second / naive.rows_per_second))
     print(figure("python/naive", python_path.rows_per_second / naive.rows_per_second))
+    print(figure("python/unchecked", _ratio(python_path, unchecked)))
+    if maria["exporter"]:
+        print(figure("mariadb_exporter/limit", _ratio(maria["exporter"], maria["limit"])))
+        print(figure("mariadb_exporter/naive", _ratio(maria["exporter"], maria["naive"])))
+        print(figure("mariadb_python/naive", _ratio(maria["python"], maria["naive"])))
+        print(figure("mariadb_python/unchecked", _ratio(maria["python"], maria["unchecked"])))
     if runs:
         print(figure("workers2/workers1", runs[1].seconds / runs[2].seconds))
+        print(figure("workers2/workers1_without_load", _phase(runs[1]) / _phase(runs[2])))
+        print(figure("scaling/database", _shard_speedup(runs) / database_speedup))
+        print(figure("peak_mb_e2e", max(run.peak_mb for run in runs.values()), 0))
     print(figure("peak_mb_1m", exporter.peak_mb, 0))
+    if maria["exporter"]:
+        print(figure("mariadb_peak_mb_1m", maria["exporter"].peak_mb, 0))
     if big:
         print(figure("peak_mb_5m", big.peak_mb, 0))
+
+
+def _mariadb_round(best: dict[str, Measurement | None], rows: int, env: dict[str, str], tag: str) -> None:
+    """One round of the MariaDB cases, each kept in `best` if it is the fastest so far."""
+    for key, label, name, kwargs in (
+        ("limit", "M1 MariaDB limit: mariadb JSON_OBJECT", "mariadb_limit", {"rows": rows}),
+        ("naive", "M2 MariaDB naive: Core + json.dumps", "naive", {"rows": rows, "database": "mariadb"}),
+        ("exporter", "M3 MariaDB exporter, one shard", "shard", {"env": env, "database": "mariadb"}),
+        ("python", "M3 MariaDB exporter, Python path", "shard", {"env": env, "database": "mariadb", "python_path": True}),
+        ("unchecked", "   MariaDB unchecked: Core + orjson", "unchecked", {"rows": rows, "database": "mariadb"}),
+    ):
+        best[key] = _fastest(best[key], _case(label + tag, name, **kwargs))
+
+
+def _database_speedup(rows: int, repeat: int) -> float:
+    """PostgreSQL's own speedup with two processes on the end-to-end table: the seconds psql's
+    `\\copy` of row_to_json takes for the whole table, over those of two at once, one per half
+    (fastest of `repeat` rounds each)."""
+    one = two = None
+    for _ in range(repeat):
+        one = _fastest(one, _run("limit", rows=rows))
+        two = _fastest(two, _run("limit_halves", rows=rows))
+    print(f"PostgreSQL alone, psql \\copy of {rows:,} rows: 1 process {one.seconds:.2f} s, "
+          f"2 processes (a half each) {two.seconds:.2f} s", flush=True)
+    return one.seconds / two.seconds
+
+
+def _shard_speedup(runs: dict[int, Measurement]) -> float:
+    return runs[1].extra["shards_seconds"] / runs[2].extra["shards_seconds"]
+
+
+def _phase(run: Measurement) -> float:
+    """Seconds of a run without its load job: planning and the shards."""
+    return run.extra["plan_seconds"] + run.extra["shards_seconds"]
+
+
+def _ratio(a: Measurement, b: Measurement) -> float:
+    return a.rows_per_second / b.rows_per_second
 
 
 def _end_to_end(rows: int, shards: int, repeat: int) -> dict[int, Measurement]:
@@ -160,7 +236,7 @@ def _run(name: str, env: dict[str, str] | None = None, **kwargs) -> Measurement:
     out = WORK_DIR / "out" / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    if name in ("limit", "naive", "reference"):
+    if name in ("limit", "limit_halves", "copy_limit", "mariadb_limit", "naive", "unchecked", "reference"):
         kwargs["out"] = str(out / f"{name}.json")
     try:
         return run_case(name, env=env, **kwargs)

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from .cases import Measurement, limit, naive, reference, shard
+from .cases import Measurement, copy_limit, limit, limit_halves, mariadb_limit, naive, reference, shard, unchecked
 from .endtoend import end_to_end
 from .memory import peak_rss_mb
 
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CASE_TIMEOUT = 1800
 
 CASES: dict[str, Callable[..., Measurement]] = {
-    "limit": limit, "naive": naive, "reference": reference, "shard": shard, "end_to_end": end_to_end,
+    "limit": limit, "limit_halves": limit_halves, "copy_limit": copy_limit, "mariadb_limit": mariadb_limit, "naive": naive,
+    "unchecked": unchecked, "reference": reference, "shard": shard, "end_to_end": end_to_end,
 }
 
 

@@ -57,7 +57,8 @@ class ExportShardManager:
     shard_size: ClassVar[int] = 50_000
     #: The zone naive datetimes in TIMESTAMP columns are in (SQLite and MariaDB return UTC naive).
     naive_timestamp_zone: ClassVar[tzinfo | None] = timezone.utc
-    #: Let the database build the lines where it can (see `postgres_lines`); False keeps Python's.
+    #: Let the database build the lines where it can (see `postgres_lines`, `mysql_lines`);
+    #: False keeps Python's.
     database_lines: ClassVar[bool] = True
     #: A run with fewer rows than this fraction of the live table's is refused (ShrinkError)
     #: unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
@@ -144,14 +145,19 @@ class ExportShardManager:
         hold many lines (each ending in a newline)."""
         try:
             connection = self.session.connection()
+            built = None
+            # Imported here: each driver is installed only where the app runs on its database.
             if connection.dialect.driver == "psycopg":
-                # Imported here: psycopg is installed only where the app runs on PostgreSQL.
                 from .postgres_lines import postgres_lines
 
                 built = postgres_lines(self, shard)
-                if built is not None:
-                    yield from built
-                    return
+            elif connection.dialect.driver == "pymysql":
+                from .mysql_lines import mysql_lines
+
+                built = mysql_lines(self, shard)
+            if built is not None:
+                yield from built
+                return
             statement = self._exact(shard_query(self.query(), self.key, shard))
             with fast_json(connection):
                 # A Core result on the session's connection: rows as `lookup` gives them, without

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 
 from .schema import TYPE_NAMES
 from .shard import shard_query
+from .suspect_rows import with_suspects_encoded
 
 if TYPE_CHECKING:
     from .manager import ExportShardManager
@@ -465,7 +466,7 @@ def _stream(manager: ExportShardManager, shard: Shard, driver: psycopg.Connectio
             if scan_numbers:
                 suspects.extend(_rows_with_long_numbers(data))
             if suspects:
-                data = b"".join(_with_suspects_encoded(manager, shard, chunk, set(suspects)))
+                data = b"".join(with_suspects_encoded(manager, shard, chunk, set(suspects)))
             yield data
     finally:
         rows.close()  # cancels the query if the export stops early
@@ -504,15 +505,3 @@ def _rows_with_long_numbers(data: bytes) -> list[int]:
             row += data.count(b"\n", start, end)
             start = end
     return rows
-
-
-def _with_suspects_encoded(manager: ExportShardManager, shard: Shard,
-                           chunk: list[tuple[bytes | None, Any]], suspects: set[int]) -> list[bytes]:
-    """The chunk's lines, each suspect row's (by index) made by the Python path: read again (on
-    a connection of its own, as `lookup` does: the stream holds the session's) and encoded, in key
-    order, so the first violating row raises the encoder's RecordError. A row gone since is left
-    out."""
-    keys = [chunk[index][1] for index in sorted(suspects)]
-    statement = shard_query(manager.query(), manager.key, shard).where(manager.key.in_(keys))
-    encoded = manager.lines_by_key(statement)
-    return [encoded.get(key, b"") if index in suspects else line for index, (line, key) in enumerate(chunk)]

@@ -1,0 +1,441 @@
+"""Lines built by the database, on MariaDB: the shard query writes each row's NDJSON line itself,
+and Python only joins the lines into chunks (the MariaDB fast path of `ExportShardManager.lines`,
+the counterpart of `postgres_lines`).
+
+Type by type the SQL writes what `RecordEncoder` writes (shared/BIGQUERY-JSON.md) for the value
+the Python path gets from PyMySQL and SQLAlchemy. Beside each line it decides whether the row is
+*suspect*: true for every row the encoder might refuse, and for a few it would accept (a
+conservative superset). Two checks are Python's: each JSON value must be what orjson writes back
+after reading it (no duplicate keys, escapes, exponents or numbers orjson would write otherwise;
+MariaDB's JSON_COMPACT only drops whitespace), and a string with a `\\u00` escape (MariaDB writes
+its hex digits upper case, orjson lower case) is suspect. A suspect row is read again and goes
+through the Python path (`records`, then `encoder.encode`), so a violating row raises exactly
+the Python path's RecordError, and an over-flagged row still gets the encoder's own line.
+
+The rows stream through an unbuffered PyMySQL cursor (SSCursor), so MariaDB builds lines on
+one core while Python joins them on the other. (Batches of lines joined by MariaDB itself,
+GROUP_CONCAT, cost PyMySQL one row per batch instead of one per line but took a third longer:
+the server and Python then wait for each other.)
+
+The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection, where the
+Python path gets each value as PyMySQL makes it or through one of the few SQLAlchemy result
+processors mirrored here (Boolean, Float, TIME, JSON, Enum, BIT), no `to_record`/`records`
+override, and every schema field has a column type below; elsewhere `mysql_lines` returns None
+and the Python path runs. (MySQL keeps the Python path: its JSON type and functions differ, and
+no MySQL server runs here to prove the SQL against.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dataclass_field
+from datetime import timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import orjson
+from google.cloud.bigquery import SchemaField
+from pymysql.constants import FIELD_TYPE, FLAG
+from pymysql.cursors import SSCursor
+from sqlalchemy import JSON, Enum, Select
+from sqlalchemy.dialects.mysql import BIT, TIME
+from sqlalchemy.engine import Dialect, processors
+
+from .schema import TYPE_NAMES
+from .shard import shard_query
+from .suspect_rows import with_suspects_encoded
+
+if TYPE_CHECKING:
+    from .manager import ExportShardManager
+    from .run import Shard
+
+#: Rows per round of the stream; one round's lines are joined into one chunk of bytes.
+CHUNK_ROWS = 2_000
+
+_MAX_SAFE_INTEGER = 2**53 - 1
+_INT64_MAX = 2**63 - 1
+_BINARY_CHARSET = 63  # PyMySQL returns bytes for a string column in this character set
+
+_INTEGERS = {FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG}
+_FLOATS = {FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE}
+_DECIMALS = {FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL}
+_STRINGS = {FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.TINY_BLOB,
+            FIELD_TYPE.MEDIUM_BLOB, FIELD_TYPE.LONG_BLOB, FIELD_TYPE.BLOB, FIELD_TYPE.ENUM}
+_INSTANTS = {FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP}
+
+# DATE_FORMAT patterns of the encoder's canonical forms (% doubled for PyMySQL's interpolation).
+_UTC_FORMAT = "'%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ'"
+_WALL_CLOCK_FORMAT = "'%%Y-%%m-%%dT%%H:%%i:%%s.%%f'"
+_DATE_FORMAT = "'%%Y-%%m-%%d'"
+_TIME_FORMAT = "'%%H:%%i:%%s.%%f'"
+# Shifting naive values by a fixed offset moves them by under a day: values within a day of the
+# ends of years 1-9999 are suspect, and so are MariaDB's zero dates ('0000-00-00', '2024-00-10'),
+# which PyMySQL returns as text.
+_DATETIME_RANGE = ("0001-01-02", "9999-12-31")
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How the SQL writes one schema field."""
+
+    #: SQL text of the field's JSON value; NULL leaves the field out of the line.
+    value: str
+    #: SQL conditions, each true when the encoder might refuse the row for this field.
+    suspect: tuple[str, ...] = ()
+    #: Query parameters the SQL above names (`%(name)s`).
+    params: dict[str, Any] = dataclass_field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column of the shard query: the server's type and how SQLAlchemy processes it."""
+
+    ref: str
+    type_code: int
+    binary: bool  # a string column PyMySQL returns as bytes
+    scale: int
+    precision: int | None  # DECIMAL(p, s)
+    processing: str  # "raw", "boolean", "float", "time", "json", "enum", "bit"
+    enum_labels: Sequence[str] | None = None
+
+
+def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | None:
+    """The shard's NDJSON lines, built by MariaDB and yielded in chunks of many lines each;
+    None when the fast path does not apply to `manager` (then the Python path must run).
+
+    Runs a LIMIT 0 probe of the shard query in the manager's session to learn its column types.
+    """
+    if not _plain_manager(manager):
+        return None
+    connection = manager.session.connection()
+    dialect = connection.dialect
+    if dialect.name != "mysql" or dialect.driver != "pymysql" or not dialect.is_mariadb or dialect.paramstyle != "pyformat":
+        return None
+    driver = connection.connection.driver_connection
+    if driver.charset != "utf8mb4":
+        return None  # utf8mb3 cannot carry characters beyond the BMP the same way
+    statement = shard_query(manager.query(), manager.key, shard)
+    probe = connection.execute(statement.limit(0))
+    names, fields = list(probe.keys()), getattr(getattr(probe.cursor, "_result", None), "fields", None)
+    probe.close()
+    if fields is None:
+        return None
+    columns = _columns(statement, names, fields, dialect)
+    if columns is None or manager.key_column not in columns:
+        return None
+    built = _fields(manager, columns)
+    if built is None:
+        return None
+    built_query = _line_query(manager, shard, dialect, built, columns)
+    if built_query is None:
+        return None
+    return _stream(manager, shard, driver, *built_query)
+
+
+# --- when the fast path applies ------------------------------------------------------------------
+
+def _plain_manager(manager: ExportShardManager) -> bool:
+    return (
+        manager.database_lines
+        and manager.records_are_columns()
+        and all(TYPE_NAMES[field.field_type] != "RECORD" and field.mode != "REPEATED" for field in manager.schema)
+    )
+
+
+def _columns(statement: Select, names: list[str], fields: Sequence[Any], dialect: Dialect) -> dict[str, _Column] | None:
+    """The shard query's columns by record key, or None if the Python path would see a value
+    other than PyMySQL's, or one of the SQLAlchemy processings mirrored here, of a known type."""
+    selected = list(statement.selected_columns)
+    if not len(names) == len(fields) == len(selected) or len(set(names)) != len(names):
+        return None
+    columns = {}
+    for index, (name, field, expression) in enumerate(zip(names, fields, selected)):
+        processing = _processing(expression.type.dialect_impl(dialect), dialect, field.type_code)
+        if processing is None:
+            return None
+        labels = None
+        if processing == "enum":
+            labels = expression.type.dialect_impl(dialect).enums
+        columns[name] = _Column(
+            f"t.c{index}", field.type_code, field.charsetnr == _BINARY_CHARSET, field.scale,
+            _decimal_precision(field) if field.type_code in _DECIMALS else None,
+            processing, labels,
+        )
+    return columns
+
+
+def _decimal_precision(field: Any) -> int:
+    # A DECIMAL's display length counts its point and, unless UNSIGNED, its sign.
+    return field.length - (field.scale > 0) - (0 if field.flags & FLAG.UNSIGNED else 1)
+
+
+def _processing(sa_type: Any, dialect: Dialect, type_code: int) -> str | None:
+    """How SQLAlchemy turns PyMySQL's value into the Python path's: "raw" for not at all, a
+    name for a processor mirrored here, None for one that is not."""
+    processor = sa_type.result_processor(dialect, type_code)
+    if processor is None:
+        return "raw"
+    kind = type(sa_type)
+    if processor is processors.int_to_boolean:
+        return "boolean"
+    if processor is processors.to_float:
+        return "float"
+    if isinstance(sa_type, TIME) and kind.result_processor is TIME.result_processor:
+        return "time"  # timedelta to time: the same digits for every value the SQL vouches for
+    if isinstance(sa_type, JSON) and kind.result_processor is type(JSON().dialect_impl(dialect)).result_processor:
+        # json.loads, unless the app gave the engine a deserializer of its own.
+        return "json" if getattr(dialect, "_json_deserializer", None) is None else None
+    if isinstance(sa_type, Enum) and kind.result_processor is Enum.result_processor:
+        return "enum" if sa_type.enum_class is None else None  # with a class: enum members
+    if isinstance(sa_type, BIT) and kind.result_processor is BIT.result_processor:
+        return "bit"  # bytes to int
+    return None
+
+
+# --- the SQL of each field -----------------------------------------------------------------------
+
+def _fields(manager: ExportShardManager, columns: dict[str, _Column]) -> list[_Field] | None:
+    """The SQL of every schema field in schema order, or None if one has no SQL form here."""
+    if set(columns) != {field.name for field in manager.schema}:
+        return None  # the encoder refuses a record with a column the schema lacks
+    fields = []
+    for field in manager.schema:
+        column = columns[field.name]
+        builder = _BUILDERS.get(TYPE_NAMES[field.field_type])
+        built = builder(field, column, manager.naive_timestamp_zone) if builder else None
+        if built is None:
+            return None
+        suspect, params = list(built.suspect), {}
+        if column.enum_labels is not None:
+            # SQLAlchemy raises LookupError on an unknown label; compared byte for byte, as it does.
+            params = {f"bq_etl_{field.name}_{index}": label.encode() for index, label in enumerate(column.enum_labels)}
+            suspect.append(f"CAST({column.ref} AS BINARY) NOT IN ({', '.join(f'%({name})s' for name in params)})")
+        if field.mode == "REQUIRED":
+            suspect.append(f"{column.ref} IS NULL")
+        fields.append(_Field(built.value, tuple(suspect), params))
+    return fields
+
+
+def _integer(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    ref = column.ref
+    if column.processing == "bit":
+        ref = f"CAST({ref} AS UNSIGNED)"
+    elif column.type_code not in _INTEGERS or column.processing != "raw":
+        return None
+    n = _MAX_SAFE_INTEGER
+    return _Field(
+        f"""CASE WHEN {ref} BETWEEN -{n} AND {n} THEN CONCAT({ref}) ELSE CONCAT('"', {ref}, '"') END""",
+        (f"{ref} > {_INT64_MAX}",),  # BIGINT UNSIGNED and BIT(64) reach beyond int64
+    )
+
+
+def _float(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in _FLOATS or column.processing not in ("raw", "float"):
+        return None
+    ref = column.ref
+    # Between 1e-5 and 1e15 MariaDB writes a double as PyMySQL reads it and as orjson writes it
+    # back, but a whole number without its ".0"; a FLOAT it writes with six digits, as it sends
+    # it to PyMySQL (so 281914.34 as 281914). Outside that range, orjson uses an exponent where
+    # MariaDB may not. (MariaDB stores no negative zero, NaN or infinity.)
+    text = f"CONCAT({ref})"
+    return _Field(
+        f"IF(LOCATE('.', {text}), {text}, CONCAT({text}, '.0'))",
+        (f"NOT (ABS({ref}) >= 0.00001 AND ABS({ref}) < 1000000000000000 OR {ref} = 0) OR LOCATE('e', {text})",),
+    )
+
+
+def _decimal(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in _DECIMALS or column.processing != "raw":
+        return None
+    if field.precision is not None:
+        scale = field.scale or 0
+        integer_digits = field.precision - scale
+    elif TYPE_NAMES[field.field_type] == "NUMERIC":
+        scale, integer_digits = 9, 29
+    else:
+        scale, integer_digits = 38, 38  # BIGNUMERIC reaches 5.7e38; the encoder decides beyond 1e38
+    if column.scale > scale:
+        return None  # every value has more fractional digits than the schema: the Python path decides
+    ref = column.ref
+    value = f"""CONCAT('"', {ref}, '"')"""
+    if column.precision is not None and column.precision - column.scale <= integer_digits:
+        return _Field(value)
+    # An exact DECIMAL literal: a double would round near the bound.
+    return _Field(value, (f"ABS({ref}) >= 1{'0' * integer_digits}",))
+
+
+def _boolean(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    ref = column.ref
+    if column.type_code in _INTEGERS and column.processing == "boolean":
+        return _Field(f"CASE WHEN {ref} <> 0 THEN 'true' WHEN {ref} = 0 THEN 'false' END")  # bool(value)
+    if column.type_code in _INTEGERS and column.processing == "raw" or column.processing == "bit":
+        # The encoder takes the integers 0 and 1 for a BOOLEAN (MariaDB's BOOLEAN is TINYINT(1)).
+        ref = f"CAST({ref} AS UNSIGNED)" if column.processing == "bit" else ref
+        return _Field(f"CASE {ref} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END", (f"{ref} NOT IN (0, 1)",))
+    return None
+
+
+def _string(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in _STRINGS or column.binary or column.processing not in ("raw", "enum"):
+        return None
+    ref = column.ref
+    limit = (f"CHAR_LENGTH({ref}) > {field.max_length}",) if field.max_length else ()
+    return _Field(f"JSON_QUOTE(CONVERT({ref} USING utf8mb4))", limit)
+
+
+def _bytes(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in _STRINGS or not column.binary or column.processing != "raw":
+        return None
+    ref = column.ref
+    limit = (f"OCTET_LENGTH({ref}) > {field.max_length}",) if field.max_length else ()
+    # MariaDB breaks base64 into lines of 76 characters; the encoder does not.
+    return _Field(f"""CONCAT('"', REPLACE(TO_BASE64({ref}), CHAR(10), ''), '"')""", limit)
+
+
+def _datetime_suspect(ref: str) -> tuple[str, ...]:
+    low, high = _DATETIME_RANGE
+    return (f"({ref} < '{low}' OR {ref} >= '{high}' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",)
+
+
+def _timestamp(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    # PyMySQL reads DATETIME and TIMESTAMP as naive datetimes (TIMESTAMP in the session's zone,
+    # as DATE_FORMAT writes it too), meaning the declared zone; only fixed offsets shift the way
+    # Python does.
+    if column.type_code not in _INSTANTS or column.processing != "raw" or not isinstance(zone, timezone):
+        return None
+    ref = column.ref
+    offset = zone.utcoffset(None)
+    shifted = f"({ref} - INTERVAL {offset // _MICROSECOND} MICROSECOND)" if offset else ref
+    return _Field(f"""CONCAT('"', DATE_FORMAT({shifted}, {_UTC_FORMAT}), '"')""", _datetime_suspect(ref))
+
+
+def _datetime(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in _INSTANTS or column.processing != "raw":
+        return None
+    ref = column.ref
+    return _Field(f"""CONCAT('"', DATE_FORMAT({ref}, {_WALL_CLOCK_FORMAT}), '"')""", _datetime_suspect(ref))
+
+
+def _date(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    if column.type_code not in (FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE) or column.processing != "raw":
+        return None
+    ref = column.ref
+    return _Field(
+        f"""CONCAT('"', DATE_FORMAT({ref}, {_DATE_FORMAT}), '"')""",
+        (f"({ref} < '0001-01-01' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",),
+    )
+
+
+def _time(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    # MariaDB's TIME runs from -838:59:59 to 838:59:59 (PyMySQL reads a timedelta): the encoder
+    # takes 00:00:00 to 23:59:59.999999 only.
+    if column.type_code != FIELD_TYPE.TIME or column.processing not in ("raw", "time"):
+        return None
+    ref = column.ref
+    return _Field(f"""CONCAT('"', TIME_FORMAT({ref}, {_TIME_FORMAT}), '"')""",
+                  (f"({ref} < '00:00:00' OR {ref} > '23:59:59.999999')",))
+
+
+def _json(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
+    # MariaDB's JSON is LONGTEXT checked by JSON_VALID; SQLAlchemy's JSON reads it with
+    # json.loads. JSON_COMPACT drops the whitespace between tokens and keeps every token's text:
+    # Python checks each value is what orjson writes back (see _stream). A text JSON_COMPACT
+    # cannot read gives '' there, which no JSON reader takes.
+    if column.type_code not in _STRINGS or column.binary or column.processing != "json":
+        return None
+    ref = column.ref
+    return _Field(f"IF({ref} IS NULL, NULL, COALESCE(JSON_COMPACT({ref}), ''))")
+
+
+_BUILDERS: dict[str, Callable[[SchemaField, _Column, tzinfo | None], _Field | None]] = {
+    "INTEGER": _integer,
+    "FLOAT": _float,
+    "NUMERIC": _decimal,
+    "BIGNUMERIC": _decimal,
+    "BOOLEAN": _boolean,
+    "STRING": _string,
+    "BYTES": _bytes,
+    "TIMESTAMP": _timestamp,
+    "DATETIME": _datetime,
+    "DATE": _date,
+    "TIME": _time,
+    "JSON": _json,
+}
+
+
+# --- the query and the stream --------------------------------------------------------------------
+
+def _line_query(manager: ExportShardManager, shard: Shard, dialect: Dialect, fields: list[_Field],
+                columns: dict[str, _Column]) -> tuple[str, dict[str, Any]] | None:
+    """SELECT line (NULL for a suspect row), key, JSON values FROM the shard query, in key order;
+    None if SQLAlchemy would convert a query parameter on the way (then it must run the query).
+
+    The line is bytes (CAST AS BINARY): never decoded and encoded again. The JSON values are the
+    row's, comma-separated, for Python's check (NULL when there are none).
+    """
+    statement = shard_query(manager.query(), manager.key, shard)
+    labelled = statement.with_only_columns(
+        *[column.label(f"c{index}") for index, column in enumerate(statement.selected_columns)],
+        maintain_column_froms=True,
+    )
+    compiled = labelled.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()):
+        return None
+    schema = manager.schema
+    values = ", ".join(
+        f"CONCAT('{orjson.dumps(field.name).decode()}:', {built.value})" for field, built in zip(schema, fields)
+    )
+    suspect = " OR ".join(condition for built in fields for condition in built.suspect) or "FALSE"
+    # A JSON value MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31
+    # levels) and a bare null (which the Python path leaves out or refuses) become "!", which no
+    # JSON reader takes.
+    checks = [
+        f"IF({ref} IS NULL, NULL, COALESCE(NULLIF(JSON_COMPACT({ref}), 'null'), '!'))"
+        for field in schema if TYPE_NAMES[field.field_type] == "JSON"
+        for ref in (columns[field.name].ref,)
+    ]
+    check = f"CAST(NULLIF(CONCAT_WS(',', {', '.join(checks)}), '') AS BINARY)" if checks else "NULL"
+    key_ref = columns[manager.key_column].ref
+    # CONCAT_WS skips NULLs: a NULL value leaves its field out, as the encoder does. The shard
+    # query's ORDER BY is dropped inside a derived table, hence the outer one (the key's index
+    # still gives the order: MariaDB merges the derived table into the outer query).
+    query = (
+        f"SELECT IF({suspect}, NULL, CAST(CONCAT('{{', CONCAT_WS(',', {values}), '}}', CHAR(10)) AS BINARY)), "
+        f"{key_ref}, {check} FROM ({compiled}) AS t ORDER BY {key_ref}"
+    )
+    return query, {**compiled.params, **{name: value for built in fields for name, value in built.params.items()}}
+
+
+def _canonical_json(values: bytes | None) -> bool:
+    """True when `values`, comma-separated JSON texts json.loads reads, are each what the
+    encoder writes for the value: orjson writes back exactly what it read (so json.loads reads
+    the same values: no duplicate keys, no number orjson reads otherwise)."""
+    if not values:
+        return True
+    document = b"[" + values + b"]"
+    try:
+        return orjson.dumps(orjson.loads(document)) == document
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return False
+
+
+def _stream(manager: ExportShardManager, shard: Shard, driver: Any, query: str,
+            params: dict[str, Any]) -> Iterator[bytes]:
+    # An unbuffered cursor: the server keeps building lines while Python joins them (the two
+    # run on two cores), with at most CHUNK_ROWS rows held here.
+    cursor = driver.cursor(SSCursor)
+    try:
+        cursor.execute(query, params)
+        while chunk := cursor.fetchmany(CHUNK_ROWS):
+            lines = [line for line, _, _ in chunk]
+            data = b"".join(lines) if None not in lines else b""
+            # One check for the whole chunk; the rows only when it fails: a suspect row's NULL
+            # line, a JSON value orjson would write otherwise, a string with a \u00 escape
+            # (MariaDB writes its hex digits upper case, orjson lower case).
+            if not data or b"\\u00" in data or not _canonical_json(b",".join([c for _, _, c in chunk if c])):
+                suspects = {
+                    index for index, (line, _, checks) in enumerate(chunk)
+                    if line is None or b"\\u00" in line or not _canonical_json(checks)
+                }
+                data = b"".join(with_suspects_encoded(manager, shard, chunk, suspects))
+            yield data
+    finally:
+        cursor.close()  # reads what is left of the result: the connection must be free again
