@@ -264,10 +264,9 @@ def _decimal(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field
 
 def _boolean(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
     ref = column.ref
-    if column.type_code in _INTEGERS and column.processing == "boolean":
-        return _Field(f"CASE WHEN {ref} <> 0 THEN 'true' WHEN {ref} = 0 THEN 'false' END")  # bool(value)
-    if column.type_code in _INTEGERS and column.processing == "raw" or column.processing == "bit":
-        # The encoder takes the integers 0 and 1 for a BOOLEAN (MariaDB's BOOLEAN is TINYINT(1)).
+    if column.type_code in _INTEGERS and column.processing in ("raw", "boolean") or column.processing == "bit":
+        # The encoder takes the integers 0 and 1 for a BOOLEAN (MariaDB's BOOLEAN is TINYINT(1));
+        # the Python path reads a Boolean column raw (raw_values), so any other integer is refused.
         ref = f"CAST({ref} AS UNSIGNED)" if column.processing == "bit" else ref
         return _Field(f"CASE {ref} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END", (f"{ref} NOT IN (0, 1)",))
     return None

@@ -266,7 +266,7 @@ EDGE_ROWS = [
 # last), escapes, exponents, a negative zero, trailing zeros, a bare null, and 30 levels deep
 # (MariaDB's JSON_VALID refuses 33, so the encoder's limit of 200 cannot be reached).
 EDGE_SQL_ROWS = [
-    "(id, flag) VALUES (12, 2)",  # SQLAlchemy's Boolean reads it as True: so does the SQL
+    "(id, flag) VALUES (12, 1)",
     "(id, doc) VALUES (18, '{\"b\": \"ü\", \"sun\": \"🌞\"}')",
     "(id, doc) VALUES (14, '{\"a\": 1,\\n \"a\": 2, \"t\": \"\\\\u00e9\", \"n\": -0.5}')",
     "(id, doc) VALUES (15, '[-0, 1E2, 1.50, 1e-7, \"\\\\ud83c\\\\udf1e\"]')",
@@ -358,6 +358,7 @@ VIOLATIONS = [
     ("unsigned-numeric-parameters", mysql.DECIMAL(6, 2, unsigned=True), SchemaField("v", "NUMERIC", precision=5, scale=2),
      "1234.5", "999.99", UTC),
     ("boolean-tinyint-2", mysql.TINYINT(1), SchemaField("v", "BOOLEAN"), "2", "1", UTC),
+    ("boolean-sqlalchemy-2", sa.Boolean(create_constraint=False), SchemaField("v", "BOOLEAN"), "2", "0", UTC),
     ("boolean-bit-2", mysql.BIT(2), SchemaField("v", "BOOLEAN"), "b'10'", "b'01'", UTC),
     ("string-too-long", sa.Text, SchemaField("v", "STRING", max_length=3), "'abcé'", "'ab🙏'", UTC),
     ("bytes-too-long", sa.LargeBinary, SchemaField("v", "BYTES", max_length=2), "x'010203'", "x'0102'", UTC),
