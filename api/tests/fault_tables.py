@@ -1,0 +1,53 @@
+"""The export the fault suite (test_faults.py) runs: care tracks in shards of 50, whose third shard
+can be held mid-write so a test kills or stops something while that shard is being written.
+
+A shard holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): it writes its work horse's
+pid to `shard.held` and waits until the test creates `shard.go` (or kills it).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row
+
+from bq_etl.cadence import Cadence
+from api.tests.fault_exports import TracksExport
+
+HOLD_DIR = "BQ_ETL_FAULT_HOLD_DIR"
+#: How long a held shard waits for the test at most (the test kills or releases it long before).
+HOLD_LIMIT = 300.0
+
+
+class HeldTracksExport(TracksExport):
+    """Care tracks; the row `held_id` holds its shard once (see module docstring)."""
+
+    table_name = "fault_tracks"
+    cadence = Cadence.EVERY_FIVE_HOURS
+    shard_size = 50
+    held_id = 120
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if row.id == self.held_id:
+            hold("shard")
+        return dict(row._mapping)
+
+
+def hold(point: str) -> None:
+    """Hold this process at `point` the first time it is reached (see module docstring)."""
+    folder = os.environ.get(HOLD_DIR)
+    if not folder:
+        return
+    held = Path(folder) / f"{point}.held"
+    try:
+        os.close(os.open(f"{held}.once", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return  # held once already
+    Path(f"{held}.tmp").write_text(str(os.getpid()))
+    os.rename(f"{held}.tmp", held)  # the test reads a whole pid or nothing
+    go = Path(folder) / f"{point}.go"
+    deadline = time.monotonic() + HOLD_LIMIT
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

