@@ -1,16 +1,19 @@
 """The export the fault suite (test_faults.py) runs: care tracks in shards of 50, whose third shard
-can be held mid-write so a test kills or stops something while that shard is being written.
+can be held mid-write, and whose load can be held after it took the table's lock and made sure of
+the dataset, so a test kills or stops something at that point.
 
-A shard holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): it writes its work horse's
-pid to `shard.held` and waits until the test creates `shard.go` (or kills it).
+Each point holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): the process writes its
+pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it).
 """
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from functools import cached_property
 from typing import Any
 
+from rq import get_current_job
 from sqlalchemy import Row
 
 from bq_etl.cadence import Cadence
@@ -33,6 +36,14 @@ class HeldTracksExport(TracksExport):
         if row.id == self.held_id:
             hold("shard")
         return dict(row._mapping)
+
+    @cached_property
+    def schema(self):
+        """The schema; the load job reads it under the lock, just before the staging load."""
+        job = get_current_job()
+        if job is not None and job.id.endswith("-load"):
+            hold("load")
+        return TracksExport.schema.func(self)
 
 
 def hold(point: str) -> None:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -80,8 +79,8 @@ def _pid_of(*words: str) -> int:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-                if all(word.encode() in argv for word in words):
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                if all(any(arg == word or arg.endswith("/" + word) for arg in argv) for word in words):
                     found.append(int(entry.name))
     assert len(found) == 1, f"processes matching {words}: {found}"
     return found[0]
@@ -139,28 +138,49 @@ class Fault:
         staging = [t for t in self.exporter.warehouse.tables() if "__staging_" in t]
         return files, staging
 
-    def sweep(self) -> None:
-        """The daily sweep, a day after the faulty run started."""
-        from datetime import datetime, timezone
-
+    def sweep_now(self):
+        """`flask export sweep` as the crontab runs it (ETL_SWEEP_AFTER: a day)."""
         from bq_etl.sweeper import sweep
 
-        sweep(self.exporter, now=datetime.now(timezone.utc) + timedelta(days=2))
+        return sweep(self.exporter)
 
-    def held_pid(self) -> int:
-        """Wait until a shard is held mid-write; return its work horse's pid."""
-        held = self.hold / "shard.held"
-        wait_for(held.exists, "a shard to be held mid-write")
+    def held_pid(self, point: str = "shard") -> int:
+        """Wait until a job is held at `point`; return its work horse's pid."""
+        held = self.hold / f"{point}.held"
+        wait_for(held.exists, f"a job to be held at {point}")
         return int(held.read_text())
 
-    def release(self) -> None:
-        """Let a held shard go on (a shard reaching its hold point after this does not stop)."""
-        (self.hold / "shard.go").touch()
+    def release(self, *points: str) -> None:
+        """Let a job held at `points` go on (and any reaching them later)."""
+        for point in points or ("shard", "load"):
+            (self.hold / f"{point}.go").touch()
 
-    def arm(self) -> None:
-        """Make the next shard to reach its hold point stop there."""
-        for name in ("shard.held", "shard.held.once", "shard.go"):
-            (self.hold / name).unlink(missing_ok=True)
+    def arm(self, point: str) -> None:
+        """Make the next job to reach `point` stop there."""
+        for name in (".held", ".held.once", ".go"):
+            (self.hold / f"{point}{name}").unlink(missing_ok=True)
+
+    def enqueue(self) -> Job:
+        """`flask export run TABLE --enqueue`; return the start job."""
+        result = self.app.test_cli_runner().invoke(args=["export", "run", TABLE, "--enqueue"])
+        assert result.exit_code == 0, result.output
+        return Job.fetch(result.output.split()[4], connection=self.exporter.redis)
+
+    def first_run(self, count: int = 300) -> str:
+        """Load version 1 of the source with one worker; return its checksum."""
+        old = self.source(names(count, "v1"))
+        self.workers.start(1, burst=False)
+        load = self.scheduled_run()
+        assert load.get_status() == "finished", load.latest_result().exc_string
+        assert self.live() == old
+        return old
+
+    def next_run_loads(self, checksum: str) -> None:
+        """The next scheduled run loads `checksum`, and nothing of any run is left behind."""
+        load = self.scheduled_run()
+        assert load.get_status() == "finished", load.latest_result().exc_string
+        assert self.live() == checksum
+        assert self.leftovers() == ([], [])
 
     def kill_worker(self, process: subprocess.Popen, horse: int) -> None:
         """SIGKILL a worker and its work horse, as a lost machine or the OOM killer would."""
@@ -176,7 +196,8 @@ def checksum(rows) -> str:
 
 
 @pytest.fixture
-def fault(tmp_path, own_cloud, monkeypatch):
+def fault(request, tmp_path, own_cloud, monkeypatch):
+    """The world of one fault test; `indirect` parametrization adds settings."""
     redis = OwnRedis(tmp_path)
     redis.start()
     token = uuid.uuid4().hex[:10]
@@ -195,6 +216,7 @@ def fault(tmp_path, own_cloud, monkeypatch):
         "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables,api.tests.fault_tables",
         HOLD_DIR: str(hold),
         **own_cloud.env(),
+        **getattr(request, "param", {}),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -223,20 +245,136 @@ def names(count: int, version: str) -> list[str]:
 
 
 def test_a_worker_killed_mid_shard_blocks_nothing_and_leaves_nothing(fault):
-    old = fault.source(names(300, "v1"))
-    fault.workers.start(1, burst=False)
-    assert fault.scheduled_run().get_status() == "finished"
+    old = fault.first_run()
     new = fault.source(names(280, "v2"))
-    fault.arm()
+    fault.arm("shard")
 
-    result = fault.app.test_cli_runner().invoke(args=["export", "run", TABLE, "--enqueue"])
-    assert result.exit_code == 0, result.output
-    fault.kill_worker(fault.workers.processes[0], fault.held_pid())
+    fault.enqueue()
+    fault.kill_worker(fault.workers.processes[0], fault.held_pid("shard"))
 
     assert fault.live() == old
     # The dead run holds the table no longer: the next tick gives it up (its files) and loads.
     fault.workers.start(1, burst=False)
-    load = fault.scheduled_run()
+    fault.next_run_loads(new)
+
+
+def test_a_worker_killed_mid_load_is_swept_at_once_and_its_lock_expires(fault):
+    from bq_etl.lock import lock_name
+    from bq_etl.sweeper import sweep
+
+    old = fault.first_run()
+    new = fault.source(names(320, "v2"))
+    fault.arm("load")
+
+    start = fault.enqueue()
+    fault.kill_worker(fault.workers.processes[0], fault.held_pid("load"))
+    run_id = start.return_value()["run_id"]
+
+    assert fault.live() == old
+    assert fault.exporter.redis.exists(lock_name(TABLE))  # the dead loader's, until ETL_LOCK_TIMEOUT
+    assert len(fault.exporter.bucket.names(f"{TABLE}/{run_id}/")) == 7
+    # A young run, but its load job's worker is gone: the sweep need not wait ETL_SWEEP_AFTER.
+    report = sweep(fault.exporter)
+    assert (report.runs, report.busy, report.objects) == ([f"{TABLE}/{run_id}"], [], 7)
+    fault.workers.start(1, burst=False)
+    fault.next_run_loads(new)
+
+
+# The storage client retries a refused upload for two minutes; the shard's job timeout ends an
+# attempt sooner, and one retry keeps the test short.
+@pytest.mark.parametrize("fault", [{"ETL_SHARD_TIMEOUT": "10", "ETL_SHARD_RETRIES": "1"}], indirect=True)
+def test_the_storage_emulator_killed_during_a_shard_write(fault, own_cloud):
+    old = fault.first_run()
+    new = fault.source(names(260, "v2"))
+    fault.arm("shard")
+    start = fault.enqueue()
+    fault.held_pid("shard")
+    storage = _pid_of("gcp-storage-emulator", own_cloud.storage_url.rsplit(":", 1)[1])
+    argv = Path(f"/proc/{storage}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+    os.kill(storage, signal.SIGKILL)
+    try:
+        fault.release("shard")
+        # Both attempts of the held shard fail to upload: the run is given up, its load cancelled.
+        load = Job.fetch(f"bq-etl-{TABLE}-{start.return_value()['run_id']}-load", connection=fault.exporter.redis)
+        wait_for(lambda: load.get_status() == "canceled", "the run to be given up")
+    finally:
+        own_cloud.restarts.enter_context(child_process(argv, log=own_cloud.data_dir / "storage-restarted.log",
+                                                       cwd=own_cloud.data_dir))
+        wait_for(lambda: _answers(own_cloud.storage_url), "the storage emulator to answer again")
+
+    assert fault.live() == old
+    # Whatever the outage kept the run from deleting, the sweep removes at once: its jobs ended.
+    fault.sweep_now()
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(new)
+
+
+def test_redis_killed_and_restarted_mid_run(fault):
+    from bq_etl.jobs import run_state
+    from bq_etl.run import ExportRun
+
+    old = fault.first_run()
+    new = fault.source(names(290, "v2"))
+    fault.arm("shard")
+    start = fault.enqueue()
+    fault.held_pid("shard")
+    run = ExportRun(TABLE, start.return_value()["run_id"])
+
+    fault.redis.kill()
+    fault.redis.start()
+    fault.release("shard")
+
+    wait_for(lambda: run_state(fault.exporter, run) != "running", "the run to end one way or the other")
+    assert fault.live() in (old, new)
+    for process in list(fault.workers.processes):
+        if process.poll() is not None:  # a worker that lost Redis for good: its supervisor restarts it
+            fault.workers.processes.remove(process)
+            fault.workers.start(1, burst=False)
+    fault.sweep_now()
+    fault.next_run_loads(new)
+
+
+def test_the_bigquery_emulator_paused_during_the_load(fault, own_cloud):
+    from bq_etl.lock import lock_name
+
+    fault.first_run()
+    new = fault.source(names(310, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    fault.held_pid("load")
+    bigquery = _pid_of("bqemulator", own_cloud.bigquery_url.rsplit(":", 1)[1])
+    redis = fault.exporter.redis
+
+    os.kill(bigquery, signal.SIGSTOP)
+    try:
+        fault.release("load")
+        # The loader keeps its lock through the outage: it is renewed while BigQuery is stopped.
+        first = wait_for(lambda: redis.pttl(lock_name(TABLE)) > 0 and redis.pttl(lock_name(TABLE)), "the lock")
+        wait_for(lambda: redis.pttl(lock_name(TABLE)) > first, "the lock to be renewed during the outage")
+    finally:
+        os.kill(bigquery, signal.SIGCONT)
+    load = Job.fetch(start.return_value()["load_job_id"], connection=redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the load to end")
+
     assert load.get_status() == "finished", load.latest_result().exc_string
     assert fault.live() == new
     assert fault.leftovers() == ([], [])
+    fault.next_run_loads(new)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
