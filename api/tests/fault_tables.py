@@ -62,3 +62,32 @@ def hold(point: str) -> None:
     deadline = time.monotonic() + HOLD_LIMIT
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+class FlakyPlanTracksExport(TracksExport):
+    """Care tracks whose planning fails while the Redis counter `fault:flaky_plan_tracks:plan`
+    is above zero, as when the database is down for a moment."""
+
+    table_name = "flaky_plan_tracks"
+
+    def plan(self):
+        from bq_etl.extension import state
+
+        if state().redis.decr(f"fault:{self.table_name}:plan") >= 0:
+            raise ConnectionError("the database is down for a moment")
+        return super().plan()
+
+
+class VanishingBucketTracksExport(TracksExport):
+    """Care tracks whose first row deletes the sync bucket, so the shard's upload finds it gone
+    after the command's checks passed."""
+
+    table_name = "vanishing_bucket_tracks"
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if row.id == 1:
+            from bq_etl.extension import state
+
+            bucket = state().bucket
+            bucket.client.bucket(bucket.name).delete(force=True)
+        return dict(row._mapping)

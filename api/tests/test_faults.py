@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,8 +28,9 @@ from rq.job import Job
 from api.db import db
 from api.demo.services import child_process, free_port, local_cloud
 from api.models import CareTrack
-from api.tests.conftest import Workers
+from api.tests.conftest import ROOT, Workers
 from api.tests.fault_tables import HOLD_DIR, HeldTracksExport
+from bq_etl.errors import RunInProgress
 
 TABLE = HeldTracksExport.table_name
 CADENCE = HeldTracksExport.cadence.value
@@ -378,3 +381,197 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+# -- Runs do not pile up: one run per table at a time ---------------------------------------------
+
+def test_a_table_with_a_run_queued_gets_no_second_one_unless_forced(app, redis):
+    from bq_etl.extension import state
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["export", "run", "members", "--enqueue"])
+    again = runner.invoke(args=["export", "run", "members", "--enqueue"])
+    tick = runner.invoke(args=["export", "schedule", "every_three_hours"])
+    foreground = runner.invoke(args=["export", "run", "members"])
+
+    assert first.exit_code == 0, first.output
+    job_id = first.output.split()[4]
+    holder = f"not yet planned, job {job_id}"
+    assert again.exit_code == 1
+    assert f"Error: table 'members' already has a run queued or running ({holder})" in again.output
+    assert tick.exit_code == 0, tick.output
+    assert f"skipped members: a run is already queued or running ({holder})" in tick.output
+    assert "every_three_hours: 0 tables enqueued, 1 skipped" in tick.output
+    assert foreground.exit_code == 1 and holder in foreground.output
+    assert [job.id for job in state().queue.get_jobs()] == [job_id]
+
+    forced = runner.invoke(args=["export", "run", "members", "--enqueue", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(state().queue.get_jobs()) == 2
+
+
+def test_enqueueing_with_no_worker_listening_warns(app, redis, workers):
+    from bq_etl.extension import state
+
+    runner = app.test_cli_runner()
+    alone = runner.invoke(args=["export", "schedule", "midnight"])
+    workers.start(1, burst=False)
+    wait_for(lambda: state().workers_listening(), "the worker to register", timeout=60)
+    heard = runner.invoke(args=["export", "run", "members", "--enqueue"])
+
+    assert alone.exit_code == 0 and heard.exit_code == 0, alone.output + heard.output
+    assert f"Warning: no worker listens on queue '{state().queue.name}'" in alone.output
+    assert "Warning" not in heard.output
+
+
+@pytest.mark.export_modules("api.tests.fault_exports")
+def test_a_run_that_ended_frees_its_table(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks, run_with_workers
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key
+
+    add_tracks(["a", "b", "c"])
+    _, first = run_with_workers(workers, "flaky_tracks")
+    _, second = run_with_workers(workers, "flaky_tracks")  # not refused: the first released it
+
+    assert first.get_status() == second.get_status() == "finished"
+    assert not redis.exists(claim_key(state(), "flaky_tracks"))
+
+
+def test_a_claim_nothing_can_finish_blocks_nothing(app, redis):
+    from bq_etl.claim import Holder
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key, enqueue_run
+    from bq_etl.run import ExportRun, new_run_id
+
+    exporter = state()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    run = ExportRun("members", new_run_id())
+    exporter.bucket.write(f"{run.prefix}00000.json", [b'{"id":1}\n'])
+    foreground_gone = Holder(run_id=run.run_id, host=socket.gethostname(), pid=dead.pid)
+    cases = {"members": foreground_gone, "messages": Holder(job_id="bq-etl-messages-start-expired")}
+    for table, holder in cases.items():
+        redis.set(claim_key(exporter, table), holder.to_json())
+    redis.set(claim_key(exporter, "practitioners"), Holder.this_process("20261130T000000000000Z-abcdef").to_json())
+
+    for table in cases:
+        enqueue_run(exporter, table)
+    with pytest.raises(RunInProgress, match=f"foreground process {os.getpid()}"):
+        enqueue_run(exporter, "practitioners")  # this very process: alive
+    assert exporter.bucket.names(run.prefix) == []  # the dead foreground run's files, given up
+
+
+# -- Fail fast where retrying cannot help ---------------------------------------------------------
+
+@pytest.mark.export_modules("api.tests.fault_exports")
+def test_a_record_error_is_not_retried_and_gives_the_run_up_at_once(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks
+    from bq_etl.extension import state
+    from bq_etl.jobs import enqueue_run
+
+    add_tracks(["a", "b", "c", "d"])
+    start = enqueue_run(state(), "bad_tracks")
+    workers.start(1)
+    output = workers.wait()
+
+    run_id = start.return_value()["run_id"]
+    shard = Job.fetch(f"bq-etl-bad_tracks-{run_id}-shard-00001", connection=redis)
+    load = Job.fetch(f"bq-etl-bad_tracks-{run_id}-load", connection=redis)
+    assert (shard.get_status(), load.get_status()) == ("failed", "canceled")
+    errors = [line for line in output.splitlines() if " ERROR bq_etl: " in line]
+    assert len(errors) == 1, output
+    assert "shard failed for good; abandoning run table=bad_tracks" in errors[0]
+    assert "error=RecordError: table 'bad_tracks', row key 3, column 'name': got int 42" in errors[0]
+    assert "RQ will retry" not in output  # ETL_SHARD_RETRIES is 3: none was used
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_start_run_is_retried_while_the_database_is_down_for_a_moment(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks, run_with_workers
+
+    add_tracks(["a", "b", "c"])
+    redis.set("fault:flaky_plan_tracks:plan", 1)  # the first attempt fails
+
+    start, load = run_with_workers(workers, "flaky_plan_tracks")
+
+    assert load.get_status() == "finished", load.latest_result()
+    assert start.retries_left == 2
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_start_run_gives_up_at_once_on_an_error_retrying_cannot_fix(app, workers, redis):
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key, enqueue_run
+
+    start = enqueue_run(state(), "flaky_plan_tracks")
+    app.config["ETL_EXPORT_MODULES"] = "api.tests.fault_exports"  # the workers know no such table
+    workers.env["ETL_EXPORT_MODULES"] = "api.events_join_data.export_event_join_tables"
+    workers.start(1)
+    output = workers.wait()
+
+    assert start.get_status() == "failed"
+    errors = [line for line in output.splitlines() if " ERROR bq_etl: " in line]
+    assert len(errors) == 1 and "run could not start table=flaky_plan_tracks" in errors[0], output
+    assert "error=UnknownTableError: unknown table 'flaky_plan_tracks'" in errors[0]
+    assert "RQ will retry" not in output
+    assert not redis.exists(claim_key(state(), "flaky_plan_tracks"))  # the table is free again
+
+
+# -- A missing bucket ---------------------------------------------------------------------------
+
+def test_a_missing_bucket_is_caught_before_any_work(app, redis):
+    from bq_etl.extension import state
+
+    app.config["ETL_SYNC_BUCKET"] = bucket = f"missing-{uuid.uuid4().hex[:10]}"
+    for cached in ("config", "bucket"):
+        state().__dict__.pop(cached, None)
+    runner = app.test_cli_runner()
+
+    for args in (["run", "members"], ["run", "members", "--enqueue"], ["schedule", "every_three_hours"]):
+        result = runner.invoke(args=["export", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output == (f"Error: bucket '{bucket}' (ETL_SYNC_BUCKET) does not exist: create it with "
+                                 "`flask export setup`\n"), args
+    assert state().queue.count == 0
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_a_bucket_gone_during_the_run_shows_the_uploads_own_error(app, redis, caplog):
+    from api.tests.test_pipeline import add_tracks
+    from bq_etl.extension import state
+
+    add_tracks(["a", "b", "c"])
+    result = app.test_cli_runner().invoke(args=["export", "run", "vanishing_bucket_tracks"])
+
+    assert result.exit_code == 1
+    bucket = state().config.bucket
+    assert result.output.splitlines()[-1] == (f"Error: bucket '{bucket}' (ETL_SYNC_BUCKET) does not exist: "
+                                              "create it with `flask export setup`")
+    assert "Traceback" not in result.output and "404" not in result.output
+    # The cleanup's own failure (it cannot list a bucket that is gone) is a warning, not the error.
+    assert [r.levelname for r in caplog.records if "could not delete the run's files" in r.message] == ["WARNING"]
+
+
+# -- No secret in any message -------------------------------------------------------------------
+
+def test_no_command_shows_a_password_of_redis_or_the_database(cloud, tmp_path):
+    from api.demo.services import free_port
+
+    env = {**os.environ, **cloud.env(), "FLASK_APP": "api",
+           "REDIS_URL": f"redis://:s3cret-redis@127.0.0.1:{free_port()}/0",
+           "DATABASE_URL": f"postgresql://postgres:s3cret-db@127.0.0.1:{free_port()}/clinic",
+           "ETL_SYNC_BUCKET": f"bq-etl-secret-{uuid.uuid4().hex[:8]}",
+           "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables"}
+    commands = [["list"], ["run", "members"], ["run", "members", "--enqueue"], ["schedule", "hourly"],
+                ["sweep"], ["worker", "--burst"]]
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "flask", "export", *command], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=DEADLINE)
+        output = done.stdout + done.stderr
+
+        assert done.returncode != 0, (command, output)
+        assert "s3cret" not in output, (command, output)
+        assert "REDIS_URL 'redis://:***@127.0.0.1:" in output, (command, output)
+        assert "the database 'postgresql+psycopg://postgres:***@127.0.0.1:" in output, (command, output)
+        assert len(output.splitlines()) == 1, (command, output)  # one line, no traceback
