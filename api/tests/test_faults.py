@@ -136,9 +136,10 @@ class Fault:
         return load
 
     def leftovers(self) -> tuple[list[str], list[str]]:
-        """Run files in the bucket and staging tables in the dataset, of any run."""
+        """The table's run files in the bucket and staging tables in the dataset, of any run (the
+        shipped tables on the same cadence load at their own pace)."""
         files = self.exporter.bucket.names(f"{TABLE}/")
-        staging = [t for t in self.exporter.warehouse.tables() if "__staging_" in t]
+        staging = [t for t in self.exporter.warehouse.tables() if t.startswith(f"{TABLE}__staging_")]
         return files, staging
 
     def sweep_now(self):
