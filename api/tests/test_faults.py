@@ -195,6 +195,22 @@ class Fault:
         self.workers.processes.remove(process)
 
 
+class LoggedWorkers(Workers):
+    """Workers whose output goes to a file: a long-running worker's pipe that nobody reads fills
+    up and blocks it (RQ logs a traceback per failed attempt)."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        super().__init__(env)
+        self.log = log
+
+    def start(self, count: int = 1, burst: bool = True) -> None:
+        command = [sys.executable, "-m", "flask", "export", "worker"] + (["--burst"] if burst else [])
+        with self.log.open("ab") as out:
+            for _ in range(count):
+                self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
+                                                       stderr=subprocess.STDOUT))
+
+
 def checksum(rows) -> str:
     return hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
 
@@ -227,7 +243,7 @@ def fault(request, tmp_path, own_cloud, monkeypatch):
     from api import create_app
 
     app = create_app({"TESTING": True})
-    workers = Workers(env)
+    workers = LoggedWorkers(env, tmp_path / "workers.log")
     with app.app_context():
         db.create_all()
         world = Fault(app, env, redis, workers, hold)
@@ -238,6 +254,7 @@ def fault(request, tmp_path, own_cloud, monkeypatch):
         finally:
             world.release()
             workers.stop()
+            print(workers.log.read_text(errors="replace")[-20000:])  # shown when the test fails
             db.session.remove()
             db.engine.dispose()
             if redis.process.poll() is None:
