@@ -278,7 +278,11 @@ def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:
     """Give up a run that will never finish by itself (its worker died): abandon it and drop its
     staging table; return how many files it left."""
     files = abandon_run(run.table, run.run_id, load_job_id(run), exporter.redis)
-    exporter.warehouse.drop(staging_table(run.table, run.staging_suffix))
+    try:
+        exporter.warehouse.drop(staging_table(run.table, run.staging_suffix))
+    except Exception as error:  # BigQuery down: the sweep drops it later; the new run goes on
+        event(logging.WARNING, "could not drop the run's staging table; the sweep will", table=run.table,
+              run_id=run.run_id, error=describe(error))
     event(logging.WARNING, "run abandoned", table=run.table, run_id=run.run_id, outcome="abandoned",
           reason=why, files=files)
     return files
