@@ -303,7 +303,7 @@ def test_a_worker_killed_mid_load_is_swept_at_once_and_its_lock_expires(fault):
 
 # The storage client retries a refused upload for two minutes; the shard's job timeout ends an
 # attempt sooner, and one retry keeps the test short.
-@pytest.mark.parametrize("fault", [{"ETL_SHARD_TIMEOUT": "10", "ETL_SHARD_RETRIES": "1"}], indirect=True)
+@pytest.mark.parametrize("fault", [{"ETL_SHARD_TIMEOUT": "5", "ETL_SHARD_RETRIES": "1"}], indirect=True)
 def test_the_storage_emulator_killed_during_a_shard_write(fault, own_cloud):
     old = fault.first_run()
     new = fault.source(names(260, "v2"))
