@@ -13,9 +13,10 @@ from flask.cli import AppGroup
 
 from . import history
 from .cadence import Cadence
+from .config import mask_secrets
 from .errors import ExportError
-from .extension import state
-from .logs import configure
+from .extension import ExporterState, state
+from .logs import configure, describe
 from .run import ExportRun, new_run_id
 from .schema_cli import schema_cli
 
@@ -27,16 +28,27 @@ EXIT_SUPERSEDED = 3
 
 
 def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the exporter's own errors into a one-line message and a non-zero exit."""
+    """Turn the exporter's own errors, and a database or Redis that stopped answering, into a
+    one-line message (no password shown) and a non-zero exit."""
+    from redis.exceptions import ConnectionError as RedisDown
+    from sqlalchemy.exc import OperationalError
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except ExportError as error:
-            raise click.ClickException(str(error)) from error
+            raise click.ClickException(mask_secrets(str(error))) from error
+        except (OperationalError, RedisDown) as error:
+            raise click.ClickException(describe(getattr(error, "orig", None) or error)) from error
 
     return wrapper
+
+
+def _warn_without_workers(exporter: ExporterState) -> None:
+    if not exporter.workers_listening():
+        click.echo(f"Warning: no worker listens on queue {exporter.queue.name!r}: the run waits until one "
+                   "starts (flask export worker)", err=True)
 
 
 @export_cli.command("list")
@@ -44,7 +56,7 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def list_tables() -> None:
     """Show every exported table, its cadence and its schema file."""
     exporter = state()
-    exporter.config
+    exporter.check()
     rows = [(m.table_name, Cadence(m.cadence).value, str(m.schema_path())) for m in exporter.tables]
     width = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("table", "cadence", "schema"))]
     click.echo(f"{'table':<{width[0]}}  {'cadence':<{width[1]}}  schema")
@@ -57,40 +69,47 @@ def list_tables() -> None:
 @click.option("--enqueue", is_flag=True, help="Hand the run to the RQ workers instead of running it here.")
 @click.option("--allow-shrink", is_flag=True,
               help="Load even if the table shrinks past its export's shrink_threshold (this run only).")
+@click.option("--force", is_flag=True, help="Start even though a run of the table is queued or running.")
 @_clear_errors
-def run_table(table: str, enqueue: bool, allow_shrink: bool) -> None:
+def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> None:
     """Export TABLE now: plan, export every shard, load, check the row count.
 
     Exit status: 0 loaded; 1 failed or refused (the message says why); 3 superseded (a newer
     run had already loaded; nothing was written)."""
-    from .jobs import enqueue_run
+    from . import claim
+    from .jobs import claim_key, claim_table, discard_files, enqueue_run
     from .loader import load
 
     exporter = state()
     exporter.check()
     manager = exporter.tables.get(table)()
     if enqueue:
-        job = enqueue_run(exporter, table, "ad hoc (CLI, on workers)", allow_shrink=allow_shrink)
+        job = enqueue_run(exporter, table, "ad hoc (CLI, on workers)", force=force, allow_shrink=allow_shrink)
         click.echo(f"enqueued {table} as job {job.id} on queue {exporter.queue.name!r}")
+        _warn_without_workers(exporter)
         return
     started = time.time()
     run = ExportRun(table, new_run_id(), gzip_level=exporter.config.gzip_level)
+    claim_table(exporter, table, claim.Holder.this_process(run.run_id), force)
     history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
-    results = []
     try:
-        shards, planned = manager.plan()
-        history.planned(exporter.redis, run, len(shards), planned)
-        with click.progressbar(length=max(planned, 1), label=f"{table} ({len(shards)} shards)") as bar:
-            for shard in shards:
-                result = manager.export_shard(run, shard, exporter.bucket)
-                results.append(result)
-                history.shard_exported(exporter.redis, run, result)
-                bar.update(result.rows)
-    except BaseException as error:
-        history.failed(exporter.redis, table, run.run_id, error)
-        exporter.bucket.delete_prefix(run.prefix)
-        raise
-    summary = load(exporter, manager, run, results, started, allow_shrink=allow_shrink)
+        results = []
+        try:
+            shards, planned = manager.plan()
+            history.planned(exporter.redis, run, len(shards), planned)
+            with click.progressbar(length=max(planned, 1), label=f"{table} ({len(shards)} shards)") as bar:
+                for shard in shards:
+                    result = manager.export_shard(run, shard, exporter.bucket)
+                    results.append(result)
+                    history.shard_exported(exporter.redis, run, result)
+                    bar.update(result.rows)
+        except BaseException as error:
+            history.failed(exporter.redis, table, run.run_id, error)
+            discard_files(exporter, run)
+            raise
+        summary = load(exporter, manager, run, results, started, allow_shrink=allow_shrink)
+    finally:
+        claim.release(exporter.redis, claim_key(exporter, table), run_id=run.run_id)
     if summary.status == "superseded":
         click.echo(f"{summary.table}: superseded by run {summary.superseded_by}, nothing loaded "
                    f"(run {summary.run_id})")
@@ -103,17 +122,21 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool) -> None:
 
 @export_cli.command("schedule")
 @click.argument("cadence", type=click.Choice([c.value for c in Cadence]))
+@click.option("--force", is_flag=True, help="Enqueue tables whose previous run is still queued or running.")
 @_clear_errors
-def schedule(cadence: str) -> None:
+def schedule(cadence: str, force: bool) -> None:
     """Enqueue a run of every table on CADENCE (what the crontab calls)."""
     from .jobs import enqueue_cadence
 
     exporter = state()
     exporter.check()
-    jobs = enqueue_cadence(exporter, Cadence(cadence))
-    for job in jobs:
+    done = enqueue_cadence(exporter, Cadence(cadence), force)
+    for job in done.jobs:
         click.echo(f"enqueued {job.args[0]} as job {job.id}")
-    click.echo(f"{cadence}: {len(jobs)} tables enqueued")
+    for busy in done.skipped:
+        click.echo(f"skipped {busy.table}: a run is already queued or running ({busy.holder})")
+    click.echo(f"{cadence}: {len(done.jobs)} tables enqueued, {len(done.skipped)} skipped")
+    _warn_without_workers(exporter)
 
 
 @export_cli.command("sweep")
@@ -132,7 +155,7 @@ def sweep_runs(older_than: int | None) -> None:
     for run in report.runs:
         click.echo(f"swept {run}")
     for run in report.busy:
-        click.echo(f"left {run}: its load job is running")
+        click.echo(f"left {run}: its jobs are still queued or running on a live worker")
     click.echo(f"{len(report.runs)} stale runs swept: {report.objects} files, "
                f"{len(report.staging_tables)} staging tables")
 

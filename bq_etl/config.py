@@ -32,6 +32,16 @@ DEFAULTS: dict[str, Any] = {
     "ETL_LATE_MARGIN": 1800,  # seconds past its cadence's interval before a table counts as late
 }
 
+#: The password of a URL's user info (`scheme://user:password@host`), wherever it appears in a text.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^/?#\s]+(?=@)")
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every URL's password replaced by `***` (`redis://:***@host:6379/0`): what the
+    exporter prints or logs goes through this, so no message shows a secret of a setting."""
+    return _URL_PASSWORD.sub(r"\g<head>***", str(text))
+
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9:.-]{4,61}[a-z0-9]$")
@@ -130,7 +140,7 @@ class ExportConfig:
                 f"+ ETL_LOAD_TIMEOUT = {longest_run} s), got {settings['sweep_after']}"
             )
         if problems:
-            raise ConfigError("bq-etl is not configured: " + "; ".join(problems))
+            raise ConfigError(mask_secrets("bq-etl is not configured: " + "; ".join(problems)))
         return cls(
             bucket=bucket, project=project, dataset=dataset, bigquery_endpoint=endpoint,
             redis_url=redis_url, database_url=database_url, queue_name=str(config.get("ETL_QUEUE") or "bq-etl"),

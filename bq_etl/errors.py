@@ -7,13 +7,27 @@ from typing import Any
 class ExportError(Exception):
     """Base class of every error bq-etl raises on purpose."""
 
+    #: False when trying again cannot help (a bad schema file, a record the schema refuses): a
+    #: job failing with such an error is not retried and its run is given up at once. Any
+    #: exception may carry the mark (see `is_retryable`); an instance may set it too.
+    retryable: bool = True
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a job that raised `error` may succeed if run again."""
+    return getattr(error, "retryable", True) is not False
+
 
 class ConfigError(ExportError):
     """A setting is missing or malformed; raised at start, before any work."""
 
+    retryable = False
+
 
 class UnknownTableError(ExportError):
     """A table name was asked for that no export defines."""
+
+    retryable = False
 
     def __init__(self, name: str, known: list[str]):
         self.name = name
@@ -24,9 +38,13 @@ class UnknownTableError(ExportError):
 class SchemaError(ExportError):
     """A BigQuery JSON schema file is missing, unreadable or malformed."""
 
+    retryable = False
+
 
 class RecordError(ExportError):
     """A record does not conform to its table's schema; raised before anything is written."""
+
+    retryable = False
 
     def __init__(self, table: str, key: Any, column: str, value: Any, expected: str, reason: str = ""):
         self.table = table
@@ -86,3 +104,17 @@ class ShrinkError(LoadError):
 class LockTimeout(ExportError):
     """Another load of the same table held the table's lock for longer than we would wait."""
 
+
+
+class StorageError(ExportError):
+    """Cloud Storage refused a shard's file or a listing (a missing bucket is not retryable)."""
+
+
+class RunInProgress(ExportError):
+    """A run of the table is already queued or running; another would only pile up behind it."""
+
+    def __init__(self, table: str, holder: str):
+        self.table = table
+        self.holder = holder
+        super().__init__(f"table {table!r} already has a run queued or running ({holder}); "
+                         "not starting another (--force starts one anyway)")

@@ -10,8 +10,9 @@ from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
 
-from .config import ExportConfig, defaults_from_environment
-from .errors import ConfigError
+from .config import ExportConfig, defaults_from_environment, mask_secrets
+from .errors import ConfigError, ExportError, SchemaError
+from .logs import describe
 from .tables import Tables
 
 if TYPE_CHECKING:
@@ -97,16 +98,49 @@ class ExporterState:
         return Warehouse(client, self.config.dataset, emulated=bool(self.config.bigquery_endpoint))
 
     def check(self) -> None:
-        """Check settings, export definitions (schema and options files) and the Redis connection;
-        raise ConfigError or SchemaError early."""
+        """Check, before any work, everything a run needs and raise one ConfigError naming every
+        problem: the settings, the export definitions and each table's schema and options files, that Redis
+        and the database answer, and that the bucket exists. No message shows a password."""
         self.config
-        for manager in self.tables:
-            # Every schema file and options file, read and checked now: a SchemaError names the file.
-            manager().table_options
+        problems = [str(error) for error in self._schema_problems()]
+        redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
         try:
             self.redis.ping()
         except Exception as error:
-            raise ConfigError(f"REDIS_URL {self.config.redis_url!r} does not answer: {error}") from error
+            problems.append(f"REDIS_URL {redis_url!r} does not answer: {describe(error)}")
+        try:
+            with self.app.extensions["sqlalchemy"].engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception as error:
+            cause = getattr(error, "orig", None) or error  # the driver's own message, not SQLAlchemy's
+            problems.append(f"the database {database_url!r} does not answer: {describe(cause)}")
+        try:
+            if not self.bucket.exists():
+                problems.append(str(self.bucket.missing()))
+        except ExportError:
+            raise
+        except Exception as error:
+            problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}: {describe(error)}")
+        if problems:
+            raise ConfigError(mask_secrets("; ".join(problems)))
+
+    def _schema_problems(self) -> list[SchemaError]:
+        from .schema import load_schema
+
+        problems = []
+        for manager in self.tables:
+            try:
+                load_schema(manager.schema_path())
+                manager().table_options  # its options file, if it has one
+            except SchemaError as error:
+                problems.append(error)
+        return problems
+
+    def workers_listening(self) -> int:
+        """How many RQ workers (alive by their heartbeat) listen on the export queue."""
+        from rq import Worker
+
+        return Worker.count(connection=self.redis, queue=self.queue)
 
 
 def _google(client_class, project):

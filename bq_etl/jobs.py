@@ -3,28 +3,37 @@
     start_run ──> export_shard × N ──(RQ dependency on all N)──> load_run
 
 `start_run` plans the shards and enqueues the rest, so the crontab's command does no database
-work. A shard that fails is retried (RQ `Retry`); once its retries are spent, `on_shard_failure`
-cancels the load and deletes the run's files, so a failed run loads nothing.
+work. A shard (or `start_run`) that fails is retried (RQ `Retry`) unless its error cannot change
+(`errors.is_retryable`); once it fails for good, `on_shard_failure` cancels the load and deletes
+the run's files, so a failed run loads nothing.
+
+One run per table: `enqueue_run` claims the table (`claim`) and refuses while the holder's jobs
+can still finish; a holder whose worker died is given up and cleaned up after (`run_state`).
 """
 from __future__ import annotations
 
 import functools
 import logging
+import socket
 import time
-from dataclasses import asdict
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from flask import has_app_context
-from rq import Callback, Retry
+from rq import Callback, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from . import history
+from . import claim, history
 from .cadence import Cadence
+from .errors import RunInProgress, is_retryable
 from .extension import ExporterState, state
+from .liveness import job_running, process_alive, record_process
 from .loader import load
-from .logs import event
-from .run import ExportRun, Shard, ShardResult, new_run_id
+from .logs import describe, event
+from .run import ExportRun, RunSummary, Shard, ShardResult, new_run_id
+from .warehouse import staging_table
 
 #: How long shard results stay in Redis for the load job to read.
 RESULT_TTL = 7 * 24 * 3600
@@ -35,6 +44,7 @@ def _in_app(job: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(job)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record_process(get_current_job())  # so a killed worker's job is known dead (liveness)
         if has_app_context():
             return job(*args, **kwargs)
         from flask.cli import ScriptInfo
@@ -46,26 +56,75 @@ def _in_app(job: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -> Job:
-    """Put a run of `table` on the queue; workers plan, export and load it. `trigger` says in the
-    run history what started it (a cadence's name, "ad hoc ..."); `allow_shrink` lets this one
-    run shrink the table past its export's `shrink_threshold`."""
+def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc", force: bool = False,
+                allow_shrink: bool = False) -> Job:
+    """Put a run of `table` on the queue; workers plan, export and load it.
+
+    RunInProgress if the table has a run queued or running (unless `force`); a previous run
+    whose worker died is given up first (its files and staging table removed). `trigger` says in
+    the run history what started it (a cadence's name, "ad hoc ..."); `allow_shrink` lets this
+    one run shrink the table past its export's `shrink_threshold`.
+    """
     exporter.tables.get(table)
-    return exporter.queue.enqueue(start_run, table, trigger=trigger, allow_shrink=allow_shrink,
-                                  job_timeout=exporter.config.shard_timeout,
-                                  on_failure=Callback(on_start_failure), description=f"bq-etl start {table}")
+    job_id = f"bq-etl-{table}-start-{uuid.uuid4().hex[:12]}"
+    claim_table(exporter, table, claim.Holder(job_id=job_id), force)
+    config, key = exporter.config, claim_key(exporter, table)
+    try:
+        return exporter.queue.enqueue(
+            start_run, table, trigger=trigger, allow_shrink=allow_shrink, job_id=job_id,
+            job_timeout=config.shard_timeout, retry=_retry(config),
+            on_failure=Callback(on_start_failure), meta={"table": table, "claim": key},
+            description=f"bq-etl start {table}",
+        )
+    except BaseException:
+        claim.release(exporter.redis, key, job_id=job_id)
+        raise
 
 
-def enqueue_cadence(exporter: ExporterState, cadence: Cadence, trigger: str | None = None) -> list[Job]:
-    """Enqueue a run of every table on `cadence` (`trigger` default: the cadence's name)."""
-    return [enqueue_run(exporter, manager.table_name, trigger or cadence.value)
-            for manager in exporter.tables.for_cadence(cadence)]
+def claim_key(exporter: ExporterState, table: str) -> str:
+    """The Redis key of `table`'s claim in this app's dataset."""
+    return claim.claim_key(exporter.config.dataset, table)
+
+
+def claim_table(exporter: ExporterState, table: str, holder: claim.Holder, force: bool = False) -> None:
+    """Make `holder` the one run of `table`: RunInProgress while another live run holds it
+    (unless `force`); a dead holder is given up and its leftovers removed."""
+    kept, replaced = claim.take(exporter.redis, claim_key(exporter, table), holder,
+                                ttl=exporter.config.sweep_after,
+                                alive=lambda h: holder_state(exporter, table, h) == "running", force=force)
+    if kept is not None:
+        event(logging.WARNING, "run not started: the table already has one", table=table, holder=kept.describe())
+        raise RunInProgress(table, kept.describe())
+    if replaced is not None and replaced.run_id and holder_state(exporter, table, replaced) == "dead":
+        give_up(exporter, ExportRun(table, replaced.run_id), why="its worker or process died")
+
+
+@dataclass
+class Enqueued:
+    """What enqueueing a cadence did: the start jobs enqueued, the tables skipped because a run
+    of theirs is still queued or running."""
+
+    jobs: list[Job] = field(default_factory=list)
+    skipped: list[RunInProgress] = field(default_factory=list)
+
+
+def enqueue_cadence(exporter: ExporterState, cadence: Cadence, force: bool = False,
+                    trigger: str | None = None) -> Enqueued:
+    """Enqueue a run of every table on `cadence`, skipping tables whose previous run is still
+    going (`trigger` default: the cadence's name)."""
+    done = Enqueued()
+    for manager in exporter.tables.for_cadence(cadence):
+        try:
+            done.jobs.append(enqueue_run(exporter, manager.table_name, trigger or cadence.value, force))
+        except RunInProgress as busy:
+            done.skipped.append(busy)
+    return done
 
 
 @_in_app
 def schedule_cadence(cadence: str) -> list[str]:
     """Job form of `enqueue_cadence`, for rq-scheduler's cron entries."""
-    return [job.id for job in enqueue_cadence(state(), Cadence(cadence), f"{cadence} (rq-scheduler)")]
+    return [job.id for job in enqueue_cadence(state(), Cadence(cadence), trigger=f"{cadence} (rq-scheduler)").jobs]
 
 
 @_in_app
@@ -75,35 +134,44 @@ def start_run(table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -
     config = exporter.config
     manager = exporter.tables.get(table)()
     run = ExportRun(table, new_run_id(), gzip_level=config.gzip_level)
+    job = get_current_job()
+    if job is not None:
+        claim.planned(exporter.redis, claim_key(exporter, table), job.id, run.run_id, ttl=config.sweep_after)
     started = time.time()
     history.started(exporter.redis, run, trigger, config.history_runs)
     shards, rows = manager.plan()
     load_id = load_job_id(run)
     history.planned(exporter.redis, run, len(shards), rows, load_id)
-    retry = Retry(max=config.shard_retries, interval=list(config.shard_retry_intervals) or 0) \
-        if config.shard_retries else None
-    shard_jobs = [
-        exporter.queue.enqueue(
-            export_shard, table, run.run_id, run.gzip_level, shard.index, shard.lower, shard.upper,
-            job_id=_job_id(run, f"shard-{shard.index:05d}"), job_timeout=config.shard_timeout,
-            result_ttl=RESULT_TTL, retry=retry, on_failure=Callback(on_shard_failure),
-            meta={"table": table, "run_id": run.run_id, "load_job_id": load_id},
-            description=f"bq-etl shard {table} {run.run_id} #{shard.index}",
+    shard_jobs: list[Job] = []
+    try:
+        for shard in shards:
+            shard_jobs.append(exporter.queue.enqueue(
+                export_shard, table, run.run_id, run.gzip_level, shard.index, shard.lower, shard.upper,
+                job_id=_job_id(run, f"shard-{shard.index:05d}"), job_timeout=config.shard_timeout,
+                result_ttl=RESULT_TTL, retry=_retry(config), on_failure=Callback(on_shard_failure),
+                meta={"table": table, "run_id": run.run_id, "load_job_id": load_id},
+                description=f"bq-etl shard {table} {run.run_id} #{shard.index}",
+            ))
+        load_job = exporter.queue.enqueue(
+            load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
+            allow_shrink=allow_shrink, job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout, result_ttl=RESULT_TTL,
+            on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
+            description=f"bq-etl load {table} {run.run_id}",
         )
-        for shard in shards
-    ]
-    load_job = exporter.queue.enqueue(
-        load_run, table, run.run_id, run.gzip_level, [job.id for job in shard_jobs], started,
-        allow_shrink=allow_shrink, job_id=load_id, depends_on=shard_jobs, job_timeout=config.load_timeout,
-        result_ttl=RESULT_TTL,
-        on_failure=Callback(on_load_failure), meta={"table": table, "run_id": run.run_id},
-        description=f"bq-etl load {table} {run.run_id}",
-    )
+    except BaseException:
+        if shard_jobs:  # a retry plans a new run: this one's shards must not run or stay
+            abandon_run(table, run.run_id, load_id, exporter.redis, [j.id for j in shard_jobs])
+        raise
     if exporter.redis.exists(_abandoned_key(run.run_id)):
         # A shard failed for good before the load job existed for its callback to cancel.
         abandon_run(table, run.run_id, load_job.id, exporter.redis)
     event(logging.INFO, "run planned", table=table, run_id=run.run_id, shards=len(shards), rows=rows)
     return {"table": table, "run_id": run.run_id, "shards": len(shards), "planned_rows": rows, "load_job_id": load_id}
+
+
+def _retry(config) -> Retry | None:
+    return Retry(max=config.shard_retries, interval=list(config.shard_retry_intervals) or 0) \
+        if config.shard_retries else None
 
 
 @_in_app
@@ -129,11 +197,18 @@ def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str],
              allow_shrink: bool = False) -> dict[str, Any]:
     """Load a run whose shards all succeeded (RQ enqueues it only then)."""
     exporter = state()
-    manager = exporter.tables.get(table)()
-    run = ExportRun(table, run_id, gzip_level=gzip_level)
-    jobs = Job.fetch_many(shard_job_ids, connection=exporter.redis)
-    results = [ShardResult.from_dict(job.return_value()) for job in jobs]
-    return load(exporter, manager, run, results, started, allow_shrink=allow_shrink).to_dict()
+    try:
+        if exporter.redis.exists(_abandoned_key(run_id)):
+            # Given up (its worker judged dead) after RQ had already enqueued this load.
+            event(logging.WARNING, "load of an abandoned run skipped", table=table, run_id=run_id)
+            return RunSummary(table=table, run_id=run_id, status="abandoned").to_dict()
+        manager = exporter.tables.get(table)()
+        run = ExportRun(table, run_id, gzip_level=gzip_level)
+        jobs = Job.fetch_many(shard_job_ids, connection=exporter.redis)
+        results = [ShardResult.from_dict(job.return_value()) for job in jobs]
+        return load(exporter, manager, run, results, started, allow_shrink=allow_shrink).to_dict()
+    finally:
+        claim.release(exporter.redis, claim_key(exporter, table), run_id=run_id)
 
 
 @_in_app
@@ -145,42 +220,137 @@ def sweep_stale_runs() -> dict[str, Any]:
 
 
 def on_shard_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
-    """RQ failure callback of a shard: once retries are spent, give the whole run up."""
-    if job.retries_left:
-        return  # RQ will run it again
-    event(logging.ERROR, "shard failed for good; abandoning run", table=job.meta.get("table"),
-          run_id=job.meta.get("run_id"), job=job.id, error=repr(exc_value))
-    history.failed(connection, job.meta["table"], job.meta["run_id"], exc_value)
-    abandon_run(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
+    """RQ failure callback of a shard: once retries are spent, or at once when retrying cannot
+    help (`is_retryable`), give the whole run up."""
+    if not _retrying(job, exc_value):
+        event(logging.ERROR, "shard failed for good; abandoning run", table=job.meta.get("table"),
+              run_id=job.meta.get("run_id"), job=job.id, error=describe(exc_value))
+        history.failed(connection, job.meta["table"], job.meta["run_id"], exc_value)
+        abandon_run(job.meta["table"], job.meta["run_id"], job.meta["load_job_id"], connection)
 
 
 def on_start_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
-    """RQ failure callback of a run's start job: planning failed, so record the run failed."""
-    if job.meta.get("run_id"):  # set once the run was recorded as started
-        history.failed(connection, job.args[0], job.meta["run_id"], exc_value)
+    """RQ failure callback of `start_run`: retried like a shard (a database down for a moment);
+    once it fails for good the table is free for the next run. Each attempt is a run of its own
+    in the history (a retry plans anew), so each failed attempt is recorded failed."""
+    if job.meta.get("run_id"):  # set once the attempt was recorded as started
+        history.failed(connection, job.meta.get("table") or job.args[0], job.meta["run_id"], exc_value)
+    if not _retrying(job, exc_value):
+        table = job.meta.get("table") or job.args[0]
+        event(logging.ERROR, "run could not start", table=table, job=job.id, error=describe(exc_value))
+        claim.release(connection, job.meta["claim"], job_id=job.id)
+
+
+def _retrying(job: Job, error: BaseException) -> bool:
+    """Whether RQ will run `job` again after `error`; stops it (rq 1.15 and 2.x read
+    `retries_left` after the failure callback) when retrying cannot help."""
+    if job.retries_left and not is_retryable(error):
+        job.retries_left = 0
+    if job.retries_left:
+        event(logging.WARNING, "job failed; RQ will retry it", table=job.meta.get("table"),
+              run_id=job.meta.get("run_id"), job=job.id, retries_left=job.retries_left, error=describe(error))
+        return True
+    return False
 
 
 def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback of a load: the loader has already cleaned up; record why, loudly."""
     event(logging.ERROR, "load failed", table=job.meta.get("table"), run_id=job.meta.get("run_id"),
-          error=repr(exc_value))
+          error=describe(exc_value))
 
 
 @_in_app
-def abandon_run(table: str, run_id: str, load_id: str, connection) -> int:
-    """Give a run up: mark it abandoned (late shards then discard their files), cancel its
-    waiting shard jobs and its load job, delete its files; return how many files there were."""
+def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: list[str] | None = None) -> int:
+    """Give a run up: mark it abandoned (late shards then discard their files, a late load loads
+    nothing), free its table, cancel its waiting shard jobs and its load job, delete its files;
+    return how many files there were."""
     connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
     history.abandoned(connection, table, run_id)  # no-op when the run already has an outcome
+    claim.release(connection, claim_key(state(), table), run_id=run_id)
     try:
         load_job = Job.fetch(load_id, connection=connection)
     except NoSuchJobError:
         load_job = None  # start_run has not enqueued it yet; it checks the abandoned key after
-    if load_job is not None:
-        for job in [*Job.fetch_many(load_job.args[3], connection=connection), load_job]:
-            if job is not None and job.get_status() in _WAITING:
-                job.cancel()
-    return state().bucket.delete_prefix(ExportRun(table, run_id).prefix)
+    waiting = [*Job.fetch_many(shard_ids or (load_job.args[3] if load_job else []), connection=connection), load_job]
+    for job in waiting:
+        if job is not None and job.get_status() in _WAITING:
+            job.cancel()
+    return discard_files(state(), ExportRun(table, run_id))
+
+
+def discard_files(exporter: ExporterState, run: ExportRun) -> int:
+    """Delete a run's files; if the bucket cannot be reached, log it and leave them to the sweep
+    (the error that ended the run is the one to report, not this one)."""
+    try:
+        return exporter.bucket.delete_prefix(run.prefix)
+    except Exception as error:
+        event(logging.WARNING, "could not delete the run's files; the sweep will", table=run.table,
+              run_id=run.run_id, error=describe(error))
+        return 0
+
+
+def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:
+    """Give up a run that will never finish by itself (its worker died): abandon it and drop its
+    staging table; return how many files it left."""
+    files = abandon_run(run.table, run.run_id, load_job_id(run), exporter.redis)
+    try:
+        exporter.warehouse.drop(staging_table(run.table, run.staging_suffix))
+    except Exception as error:  # BigQuery down: the sweep drops it later; the new run goes on
+        event(logging.WARNING, "could not drop the run's staging table; the sweep will", table=run.table,
+              run_id=run.run_id, error=describe(error))
+    event(logging.WARNING, "run abandoned", table=run.table, run_id=run.run_id, outcome="abandoned",
+          reason=why, files=files)
+    return files
+
+
+def run_state(exporter: ExporterState, run: ExportRun) -> str:
+    """What a run's RQ jobs say about it: "running" (some job waits or runs on a live worker),
+    "dead" (a job of it died with its worker, or failed without giving the run up: it will never
+    finish and may have left files or a staging table), "ended" (loaded, failed and cleaned up,
+    or given up), or "unknown" (no load job: a foreground run, or one not yet enqueued)."""
+    redis = exporter.redis
+    if redis.exists(_abandoned_key(run.run_id)):
+        return "ended"
+    try:
+        load_job = Job.fetch(load_job_id(run), connection=redis)
+    except NoSuchJobError:
+        return "unknown"
+    status = load_job.get_status()
+    if status == "started":
+        return "running" if job_running(redis, load_job) else "dead"
+    if status == "failed":
+        return "dead"  # a load that raised has cleaned up; one whose horse was killed has not
+    if status not in _WAITING:
+        return "ended"
+    for shard in Job.fetch_many(load_job.args[3], connection=redis):
+        shard_status = shard.get_status() if shard is not None else None
+        if shard_status in (None, "failed", "canceled", "stopped") or (
+                shard_status == "started" and not job_running(redis, shard)):
+            return "dead"
+    return "running"
+
+
+def holder_state(exporter: ExporterState, table: str, holder: claim.Holder) -> str:
+    """`run_state` for the holder of a table's claim, including before its run is planned and
+    for a foreground run (judged by its process)."""
+    if holder.pid is not None:
+        if holder.host != socket.gethostname() or process_alive(holder.host, holder.pid):
+            return "running"  # another host's process can't be seen: the claim's TTL bounds it
+        return "dead"
+    try:
+        start = Job.fetch(holder.job_id, connection=exporter.redis)
+    except NoSuchJobError:
+        return "ended"
+    status = start.get_status()
+    if status in _WAITING or (status == "started" and job_running(exporter.redis, start)):
+        return "running"
+    run_id = holder.run_id or (start.return_value() or {}).get("run_id")
+    if status == "started":
+        return "dead" if run_id else "ended"
+    if status != "finished" or not run_id:
+        return "ended"  # failed for good: it gave its partial run up itself
+    found = run_state(exporter, ExportRun(table, run_id))
+    return "ended" if found == "unknown" else found
 
 
 _WAITING = ("queued", "scheduled", "deferred")

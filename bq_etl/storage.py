@@ -6,7 +6,11 @@ import shutil
 import tempfile
 from typing import Iterable
 
+from google.api_core.exceptions import Forbidden, GoogleAPICallError, NotFound
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from .errors import StorageError
 
 #: Lines are buffered in memory up to this size before spilling to a temporary file, so a
 #: shard's memory stays flat however large the shard is.
@@ -43,8 +47,28 @@ class Bucket:
             spool.seek(0)
             blob = self._bucket.blob(object_name)
             content_type = "application/gzip" if gzip_level else "application/x-ndjson"
-            blob.upload_from_file(spool, size=size, content_type=content_type, rewind=False)
+            try:
+                blob.upload_from_file(spool, size=size, content_type=content_type, rewind=False)
+            except NotFound as error:
+                raise self.missing() from error
+            except GoogleAPICallError as error:
+                raise StorageError(f"uploading {self.uri(object_name)} failed: {error}") from error
         return size
+
+    def exists(self) -> bool:
+        """Whether the bucket exists; True also when the credentials may not read bucket metadata
+        (a least-privilege account can still write objects)."""
+        try:
+            return self._bucket.exists(timeout=10, retry=DEFAULT_RETRY.with_deadline(30))
+        except Forbidden:
+            return True
+
+    def missing(self) -> StorageError:
+        """The error for a bucket that does not exist: retrying cannot help until it is created."""
+        error = StorageError(f"bucket {self.name!r} (ETL_SYNC_BUCKET) does not exist: "
+                             "create it with `flask export setup`")
+        error.retryable = False
+        return error
 
     def names(self, prefix: str) -> list[str]:
         """Names of the objects under `prefix`, sorted."""

@@ -1,10 +1,13 @@
 """Settings are checked in one place, all at once, with messages naming each bad one."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from bq_etl.config import ExportConfig, defaults_from_environment
+from bq_etl.config import ExportConfig, defaults_from_environment, mask_secrets
 from bq_etl.errors import ConfigError
+from bq_etl.logs import event
 
 GOOD = {
     **defaults_from_environment({}),
@@ -70,3 +73,44 @@ def test_a_sweep_that_could_catch_a_live_run_is_refused():
     with pytest.raises(ConfigError, match=r"ETL_SWEEP_AFTER must be more than the longest a run can take by its "
                                           r"timeouts \(.*= 3035 s\), got 3035"):
         ExportConfig.from_mapping({**settings, "ETL_SWEEP_AFTER": 3035})
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+    ("REDIS_URL 'rediss://user:s3cret@cache/2' does not answer", "REDIS_URL 'rediss://user:***@cache/2' does not answer"),
+    ("postgresql+psycopg://app:p@ss:w0rd@db:5432/clinic", "postgresql+psycopg://app:***@db:5432/clinic"),
+    ("redis://cache:6379/0 and mysql+pymysql://root@db/x", "redis://cache:6379/0 and mysql+pymysql://root@db/x"),
+    ("http://127.0.0.1:9050", "http://127.0.0.1:9050"),
+])
+def test_passwords_in_urls_are_masked(text, shown):
+    assert mask_secrets(text) == shown
+
+
+def test_a_setting_error_shows_no_password():
+    with pytest.raises(ConfigError) as error:
+        ExportConfig.from_mapping({**GOOD, "REDIS_URL": "http://:s3cret@cache/0"})
+
+    assert "s3cret" not in str(error.value)
+    assert "REDIS_URL 'http://:***@cache/0' must start with redis://" in str(error.value)
+
+
+def test_log_lines_show_no_password(caplog):
+    event(logging.ERROR, "could not connect", url="redis://:s3cret@cache:6379/0", error="to redis://u:s3cret@h")
+
+    [record] = caplog.records
+    assert record.getMessage() == "could not connect url=redis://:***@cache:6379/0 error=to redis://u:***@h"
+    assert record.bq_etl_url == "redis://:***@cache:6379/0"
+
+
+@pytest.mark.export_modules("api.tests.broken")
+def test_a_malformed_schema_file_stops_every_command_naming_the_file(app, redis):
+    from bq_etl.extension import state
+
+    runner = app.test_cli_runner()
+    for args in (["list"], ["schedule", "midnight"], ["run", "members", "--enqueue"]):
+        result = runner.invoke(args=["export", *args])
+
+        assert result.exit_code == 1, (args, result.output)
+        [line] = result.output.splitlines()
+        assert line.startswith("Error: schema file ") and "api/tests/broken/schemas/broken.json: invalid JSON" in line
+    assert state().queue.count == 0

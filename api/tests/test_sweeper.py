@@ -2,6 +2,9 @@
 and nothing of a run that may still be alive is touched."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,3 +101,48 @@ def test_the_sweep_command_reports_what_it_removed(app):
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"swept members/{old.run_id}", "1 stale runs swept: 3 files, 0 staging tables"]
     assert state().bucket.names(old.prefix) == []
+
+
+def started_load(run: ExportRun, worker: str) -> Job:
+    """A load job of `run` that RQ calls started, taken by the worker named `worker`."""
+    # load_run's arguments: table, run id, gzip level, shard job ids, start time.
+    load = state().queue.enqueue("builtins.print", run.table, run.run_id, 0, [], 0.0, job_id=load_job_id(run))
+    load.worker_name = worker
+    load.save()
+    load.set_status("started")
+    return load
+
+
+def test_a_young_run_whose_load_worker_stopped_sending_heartbeats_is_swept_at_once(app, redis):
+    run = ExportRun("members", new_run_id())  # minutes old, not a day
+    leave_files(run)
+    staging = leave_staging(run)
+    started_load(run, "gone-worker")  # no rq:worker:gone-worker key: its heartbeat expired
+
+    report = sweep(state())
+
+    assert (report.runs, report.busy, report.objects) == ([f"members/{run.run_id}"], [], 2)
+    assert report.staging_tables == [staging] and staging not in state().warehouse.tables()
+    assert redis.exists(_abandoned_key(run.run_id))
+
+
+def test_a_load_whose_worker_process_is_dead_on_this_host_is_swept_and_the_command_says_so(app, redis):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # The worker's key outlives it by up to its heartbeat TTL; its pid tells at once.
+    redis.hset("rq:worker:killed", mapping={"hostname": socket.gethostname(), "pid": gone.pid})
+    dead, alive = ExportRun("members", new_run_id()), ExportRun("messages", new_run_id())
+    for run, worker in ((dead, "killed"), (alive, "living")):
+        leave_files(run)
+        started_load(run, worker)
+    redis.hset("rq:worker:living", mapping={"hostname": socket.gethostname(), "pid": os.getpid()})
+
+    result = app.test_cli_runner().invoke(args=["export", "sweep", "--older-than", "60"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"swept members/{dead.run_id}",
+        f"left messages/{alive.run_id}: its jobs are still queued or running on a live worker",
+        "1 stale runs swept: 2 files, 0 staging tables",
+    ]
+    assert state().bucket.names(dead.prefix) == [] and len(state().bucket.names(alive.prefix)) == 2

@@ -1,0 +1,93 @@
+"""The export the fault suite (test_faults.py) runs: care tracks in shards of 50, whose third shard
+can be held mid-write, and whose load can be held after it took the table's lock and made sure of
+the dataset, so a test kills or stops something at that point.
+
+Each point holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): the process writes its
+pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from functools import cached_property
+from typing import Any
+
+from rq import get_current_job
+from sqlalchemy import Row
+
+from bq_etl.cadence import Cadence
+from api.tests.fault_exports import TracksExport
+
+HOLD_DIR = "BQ_ETL_FAULT_HOLD_DIR"
+#: How long a held shard waits for the test at most (the test kills or releases it long before).
+HOLD_LIMIT = 300.0
+
+
+class HeldTracksExport(TracksExport):
+    """Care tracks; the row `held_id` holds its shard once (see module docstring)."""
+
+    table_name = "fault_tracks"
+    cadence = Cadence.EVERY_FIVE_HOURS
+    shard_size = 50
+    held_id = 120
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if row.id == self.held_id:
+            hold("shard")
+        return dict(row._mapping)
+
+    @cached_property
+    def schema(self):
+        """The schema; the load job reads it under the lock, just before the staging load."""
+        job = get_current_job()
+        if job is not None and job.id.endswith("-load"):
+            hold("load")
+        return TracksExport.schema.func(self)
+
+
+def hold(point: str) -> None:
+    """Hold this process at `point` the first time it is reached (see module docstring)."""
+    folder = os.environ.get(HOLD_DIR)
+    if not folder:
+        return
+    held = Path(folder) / f"{point}.held"
+    try:
+        os.close(os.open(f"{held}.once", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return  # held once already
+    Path(f"{held}.tmp").write_text(str(os.getpid()))
+    os.rename(f"{held}.tmp", held)  # the test reads a whole pid or nothing
+    go = Path(folder) / f"{point}.go"
+    deadline = time.monotonic() + HOLD_LIMIT
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+class FlakyPlanTracksExport(TracksExport):
+    """Care tracks whose planning fails while the Redis counter `fault:flaky_plan_tracks:plan`
+    is above zero, as when the database is down for a moment."""
+
+    table_name = "flaky_plan_tracks"
+
+    def plan(self):
+        from bq_etl.extension import state
+
+        if state().redis.decr(f"fault:{self.table_name}:plan") >= 0:
+            raise ConnectionError("the database is down for a moment")
+        return super().plan()
+
+
+class VanishingBucketTracksExport(TracksExport):
+    """Care tracks whose first row deletes the sync bucket, so the shard's upload finds it gone
+    after the command's checks passed."""
+
+    table_name = "vanishing_bucket_tracks"
+
+    def to_record(self, row: Row) -> dict[str, Any]:
+        if row.id == 1:
+            from bq_etl.extension import state
+
+            bucket = state().bucket
+            bucket.client.bucket(bucket.name).delete(force=True)
+        return dict(row._mapping)

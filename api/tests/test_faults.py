@@ -1,0 +1,595 @@
+"""The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
+dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, Redis killed and restarted
+mid-run, the storage emulator killed during a shard's write, the BigQuery emulator paused
+(SIGSTOP) during the load.
+
+After each fault the live table holds exactly the old rows or exactly the new ones (checksums
+against the source), no run files or staging tables remain once the run or the sweep is over,
+and the next scheduled run loads the table without a hand. Only this suite's own services are
+stopped; the shared Redis and emulators other tests use are never touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq.job import Job
+
+from api.db import db
+from api.demo.services import child_process, free_port, local_cloud
+from api.models import CareTrack
+from api.tests.conftest import ROOT, Workers
+from api.tests.fault_tables import HOLD_DIR, HeldTracksExport
+from bq_etl.errors import RunInProgress
+
+TABLE = HeldTracksExport.table_name
+CADENCE = HeldTracksExport.cadence.value
+REDIS_SERVER = "/usr/bin/redis-server"
+DEADLINE = 180.0
+
+
+def wait_for(predicate, what: str, timeout: float = DEADLINE):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class OwnRedis:
+    """A redis-server of the test's own, with an append-only file, so it can be killed and
+    restarted with its data, as a production Redis with persistence would be."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._answers, "the test's redis-server to answer", timeout=30)
+
+    def _answers(self) -> bool:
+        try:
+            return Redis.from_url(self.url, socket_connect_timeout=1).ping()
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+def _pid_of(*words: str) -> int:
+    """The pid of the one process whose command line holds every word in `words`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                if all(any(arg == word or arg.endswith("/" + word) for arg in argv) for word in words):
+                    found.append(int(entry.name))
+    assert len(found) == 1, f"processes matching {words}: {found}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def own_cloud(tmp_path_factory):
+    """Emulators of this suite's own (the faults stop them), started as the session's are."""
+    with contextlib.ExitStack() as stack:
+        cloud = stack.enter_context(local_cloud(tmp_path_factory.mktemp("own-cloud"), project="bq-etl-faults"))
+        cloud.restarts = stack  # a restarted emulator is stopped with the rest
+        yield cloud
+
+
+class Fault:
+    """One fault test's world: its Redis, the app (SQLite), its workers and hold folder."""
+
+    def __init__(self, app, env: dict[str, str], redis: OwnRedis, workers: Workers, hold: Path):
+        self.app, self.env, self.redis, self.workers, self.hold = app, env, redis, workers, hold
+
+    @property
+    def exporter(self):
+        from bq_etl.extension import state
+
+        return state(self.app)
+
+    def source(self, names: list[str]) -> str:
+        """Make the care tracks exactly `names` (ids 1..n); return their checksum."""
+        db.session.execute(db.delete(CareTrack))
+        db.session.add_all([CareTrack(id=i, name=name) for i, name in enumerate(names, start=1)])
+        db.session.commit()
+        return checksum((i, name) for i, name in enumerate(names, start=1))
+
+    def live(self) -> str:
+        """The checksum of the live BigQuery table's rows."""
+        warehouse = self.exporter.warehouse
+        rows = warehouse.client.query(f"SELECT id, name FROM `{warehouse.table_id(TABLE)}`").result()
+        return checksum((row["id"], row["name"]) for row in rows)
+
+    def scheduled_run(self) -> Job:
+        """What the crontab does (`flask export schedule`), then wait for the table's load job."""
+        result = self.app.test_cli_runner().invoke(args=["export", "schedule", CADENCE])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if line.startswith(f"enqueued {TABLE} "))
+        start = Job.fetch(line.split()[-1], connection=self.exporter.redis)
+        wait_for(lambda: start.get_status() in ("finished", "failed"), "the run to be planned")
+        assert start.get_status() == "finished", start.latest_result().exc_string
+        load = Job.fetch(start.return_value()["load_job_id"], connection=self.exporter.redis)
+        wait_for(lambda: load.get_status() in ("finished", "failed", "canceled"), "the run's load")
+        return load
+
+    def leftovers(self) -> tuple[list[str], list[str]]:
+        """The table's run files in the bucket and staging tables in the dataset, of any run (the
+        shipped tables on the same cadence load at their own pace)."""
+        files = self.exporter.bucket.names(f"{TABLE}/")
+        staging = [t for t in self.exporter.warehouse.tables() if t.startswith(f"{TABLE}__staging_")]
+        return files, staging
+
+    def sweep_now(self):
+        """`flask export sweep` as the crontab runs it (ETL_SWEEP_AFTER: a day)."""
+        from bq_etl.sweeper import sweep
+
+        return sweep(self.exporter)
+
+    def held_pid(self, point: str = "shard") -> int:
+        """Wait until a job is held at `point`; return its work horse's pid."""
+        held = self.hold / f"{point}.held"
+        wait_for(held.exists, f"a job to be held at {point}")
+        return int(held.read_text())
+
+    def release(self, *points: str) -> None:
+        """Let a job held at `points` go on (and any reaching them later)."""
+        for point in points or ("shard", "load"):
+            (self.hold / f"{point}.go").touch()
+
+    def arm(self, point: str) -> None:
+        """Make the next job to reach `point` stop there."""
+        for name in (".held", ".held.once", ".go"):
+            (self.hold / f"{point}{name}").unlink(missing_ok=True)
+
+    def enqueue(self) -> Job:
+        """`flask export run TABLE --enqueue`; return the start job."""
+        result = self.app.test_cli_runner().invoke(args=["export", "run", TABLE, "--enqueue"])
+        assert result.exit_code == 0, result.output
+        return Job.fetch(result.output.split()[4], connection=self.exporter.redis)
+
+    def first_run(self, count: int = 300) -> str:
+        """Load version 1 of the source with one worker; return its checksum."""
+        old = self.source(names(count, "v1"))
+        self.workers.start(1, burst=False)
+        load = self.scheduled_run()
+        assert load.get_status() == "finished", load.latest_result().exc_string
+        assert self.live() == old
+        return old
+
+    def next_run_loads(self, checksum: str) -> None:
+        """The next scheduled run loads `checksum`, and nothing of any run is left behind."""
+        load = self.scheduled_run()
+        assert load.get_status() == "finished", load.latest_result().exc_string
+        assert self.live() == checksum
+        assert self.leftovers() == ([], [])
+
+    def kill_worker(self, process: subprocess.Popen, horse: int) -> None:
+        """SIGKILL a worker and its work horse, as a lost machine or the OOM killer would."""
+        for pid in (horse, process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+        self.workers.processes.remove(process)
+
+
+class LoggedWorkers(Workers):
+    """Workers whose output goes to a file: a long-running worker's pipe that nobody reads fills
+    up and blocks it (RQ logs a traceback per failed attempt)."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        super().__init__(env)
+        self.log = log
+
+    def start(self, count: int = 1, burst: bool = True) -> None:
+        command = [sys.executable, "-m", "flask", "export", "worker"] + (["--burst"] if burst else [])
+        with self.log.open("ab") as out:
+            for _ in range(count):
+                self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
+                                                       stderr=subprocess.STDOUT))
+
+
+def checksum(rows) -> str:
+    return hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
+
+
+@pytest.fixture
+def fault(request, tmp_path, own_cloud, monkeypatch):
+    """The world of one fault test; `indirect` parametrization adds settings."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    token = uuid.uuid4().hex[:10]
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    env = {
+        "FLASK_APP": "api",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}",
+        "REDIS_URL": redis.url,
+        "ETL_SYNC_BUCKET": f"bq-etl-fault-{token}",
+        "ETL_BQ_DATASET": f"fault_{token}",
+        "ETL_QUEUE": f"bq-etl-{token}",
+        "ETL_SHARD_RETRY_INTERVALS": "0",
+        "ETL_LOCK_TIMEOUT": "5",
+        "ETL_LOCK_WAIT": "60",
+        "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables,api.tests.fault_tables",
+        HOLD_DIR: str(hold),
+        **own_cloud.env(),
+        **getattr(request, "param", {}),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from api import create_app
+
+    app = create_app({"TESTING": True})
+    workers = LoggedWorkers(env, tmp_path / "workers.log")
+    with app.app_context():
+        db.create_all()
+        world = Fault(app, env, redis, workers, hold)
+        world.release()
+        world.exporter.bucket.ensure_exists()
+        try:
+            yield world
+        finally:
+            world.release()
+            workers.stop()
+            print(workers.log.read_text(errors="replace")[-20000:])  # shown when the test fails
+            db.session.remove()
+            db.engine.dispose()
+            if redis.process.poll() is None:
+                redis.kill()
+
+
+def names(count: int, version: str) -> list[str]:
+    return [f"track {i} {version}" for i in range(1, count + 1)]
+
+
+def test_a_worker_killed_mid_shard_blocks_nothing_and_leaves_nothing(fault):
+    old = fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("shard")
+
+    fault.enqueue()
+    fault.kill_worker(fault.workers.processes[0], fault.held_pid("shard"))
+
+    assert fault.live() == old
+    # The dead run holds the table no longer: the next tick gives it up (its files) and loads.
+    fault.workers.start(1, burst=False)
+    fault.next_run_loads(new)
+
+
+def test_a_worker_killed_mid_load_is_swept_at_once_and_its_lock_expires(fault):
+    from bq_etl.lock import lock_name
+    from bq_etl.sweeper import sweep
+
+    old = fault.first_run()
+    new = fault.source(names(320, "v2"))
+    fault.arm("load")
+
+    start = fault.enqueue()
+    fault.kill_worker(fault.workers.processes[0], fault.held_pid("load"))
+    run_id = start.return_value()["run_id"]
+
+    assert fault.live() == old
+    assert fault.exporter.redis.exists(lock_name(TABLE))  # the dead loader's, until ETL_LOCK_TIMEOUT
+    assert len(fault.exporter.bucket.names(f"{TABLE}/{run_id}/")) == 7
+    # A young run, but its load job's worker is gone: the sweep need not wait ETL_SWEEP_AFTER.
+    report = sweep(fault.exporter)
+    assert (report.runs, report.busy, report.objects) == ([f"{TABLE}/{run_id}"], [], 7)
+    fault.workers.start(1, burst=False)
+    fault.next_run_loads(new)
+
+
+# The storage client retries a refused upload for two minutes; the shard's job timeout ends an
+# attempt sooner, and one retry keeps the test short.
+@pytest.mark.parametrize("fault", [{"ETL_SHARD_TIMEOUT": "5", "ETL_SHARD_RETRIES": "1"}], indirect=True)
+def test_the_storage_emulator_killed_during_a_shard_write(fault, own_cloud):
+    old = fault.first_run()
+    new = fault.source(names(260, "v2"))
+    fault.arm("shard")
+    start = fault.enqueue()
+    fault.held_pid("shard")
+    storage = _pid_of("gcp-storage-emulator", own_cloud.storage_url.rsplit(":", 1)[1])
+    argv = Path(f"/proc/{storage}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+    os.kill(storage, signal.SIGKILL)
+    try:
+        fault.release("shard")
+        # Both attempts of the held shard fail to upload: the run is given up, its load cancelled.
+        load = Job.fetch(f"bq-etl-{TABLE}-{start.return_value()['run_id']}-load", connection=fault.exporter.redis)
+        wait_for(lambda: load.get_status() == "canceled", "the run to be given up")
+    finally:
+        own_cloud.restarts.enter_context(child_process(argv, log=own_cloud.data_dir / "storage-restarted.log",
+                                                       cwd=own_cloud.data_dir))
+        wait_for(lambda: _answers(own_cloud.storage_url), "the storage emulator to answer again")
+
+    assert fault.live() == old
+    # Whatever the outage kept the run from deleting, the sweep removes at once: its jobs ended.
+    fault.sweep_now()
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(new)
+
+
+def test_redis_killed_and_restarted_mid_run(fault):
+    from bq_etl.jobs import run_state
+    from bq_etl.run import ExportRun
+
+    old = fault.first_run()
+    new = fault.source(names(290, "v2"))
+    fault.arm("shard")
+    start = fault.enqueue()
+    fault.held_pid("shard")
+    run = ExportRun(TABLE, start.return_value()["run_id"])
+
+    fault.redis.kill()
+    fault.redis.start()
+    fault.release("shard")
+
+    wait_for(lambda: run_state(fault.exporter, run) != "running", "the run to end one way or the other")
+    assert fault.live() in (old, new)
+    for process in list(fault.workers.processes):
+        if process.poll() is not None:  # a worker that lost Redis for good: its supervisor restarts it
+            fault.workers.processes.remove(process)
+            fault.workers.start(1, burst=False)
+    fault.sweep_now()
+    fault.next_run_loads(new)
+
+
+def test_the_bigquery_emulator_paused_during_the_load(fault, own_cloud):
+    from bq_etl.lock import lock_name
+
+    fault.first_run()
+    new = fault.source(names(310, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    fault.held_pid("load")
+    bigquery = _pid_of("bqemulator", own_cloud.bigquery_url.rsplit(":", 1)[1])
+    redis = fault.exporter.redis
+
+    os.kill(bigquery, signal.SIGSTOP)
+    try:
+        fault.release("load")
+        # The loader keeps its lock through the outage: it is renewed while BigQuery is stopped.
+        first = wait_for(lambda: redis.pttl(lock_name(TABLE)) > 0 and redis.pttl(lock_name(TABLE)), "the lock")
+        wait_for(lambda: redis.pttl(lock_name(TABLE)) > first, "the lock to be renewed during the outage")
+    finally:
+        os.kill(bigquery, signal.SIGCONT)
+    load = Job.fetch(start.return_value()["load_job_id"], connection=redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the load to end")
+
+    assert load.get_status() == "finished", load.latest_result().exc_string
+    assert fault.live() == new
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(new)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+# -- Runs do not pile up: one run per table at a time ---------------------------------------------
+
+def test_a_table_with_a_run_queued_gets_no_second_one_unless_forced(app, redis):
+    from bq_etl.extension import state
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["export", "run", "members", "--enqueue"])
+    again = runner.invoke(args=["export", "run", "members", "--enqueue"])
+    tick = runner.invoke(args=["export", "schedule", "every_three_hours"])
+    foreground = runner.invoke(args=["export", "run", "members"])
+
+    assert first.exit_code == 0, first.output
+    job_id = first.output.split()[4]
+    holder = f"not yet planned, job {job_id}"
+    assert again.exit_code == 1
+    assert f"Error: table 'members' already has a run queued or running ({holder})" in again.output
+    assert tick.exit_code == 0, tick.output
+    assert f"skipped members: a run is already queued or running ({holder})" in tick.output
+    assert "every_three_hours: 0 tables enqueued, 1 skipped" in tick.output
+    assert foreground.exit_code == 1 and holder in foreground.output
+    assert [job.id for job in state().queue.get_jobs()] == [job_id]
+
+    forced = runner.invoke(args=["export", "run", "members", "--enqueue", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(state().queue.get_jobs()) == 2
+
+
+def test_enqueueing_with_no_worker_listening_warns(app, redis, workers):
+    from bq_etl.extension import state
+
+    runner = app.test_cli_runner()
+    alone = runner.invoke(args=["export", "schedule", "midnight"])
+    workers.start(1, burst=False)
+    wait_for(lambda: state().workers_listening(), "the worker to register", timeout=60)
+    heard = runner.invoke(args=["export", "run", "members", "--enqueue"])
+
+    assert alone.exit_code == 0 and heard.exit_code == 0, alone.output + heard.output
+    assert f"Warning: no worker listens on queue '{state().queue.name}'" in alone.output
+    assert "Warning" not in heard.output
+
+
+@pytest.mark.export_modules("api.tests.fault_exports")
+def test_a_run_that_ended_frees_its_table(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks, run_with_workers
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key
+
+    add_tracks(["a", "b", "c"])
+    _, first = run_with_workers(workers, "flaky_tracks")
+    _, second = run_with_workers(workers, "flaky_tracks")  # not refused: the first released it
+
+    assert first.get_status() == second.get_status() == "finished"
+    assert not redis.exists(claim_key(state(), "flaky_tracks"))
+
+
+def test_a_claim_nothing_can_finish_blocks_nothing(app, redis):
+    from bq_etl.claim import Holder
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key, enqueue_run
+    from bq_etl.run import ExportRun, new_run_id
+
+    exporter = state()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    run = ExportRun("members", new_run_id())
+    exporter.bucket.write(f"{run.prefix}00000.json", [b'{"id":1}\n'])
+    foreground_gone = Holder(run_id=run.run_id, host=socket.gethostname(), pid=dead.pid)
+    cases = {"members": foreground_gone, "messages": Holder(job_id="bq-etl-messages-start-expired")}
+    for table, holder in cases.items():
+        redis.set(claim_key(exporter, table), holder.to_json())
+    redis.set(claim_key(exporter, "practitioners"), Holder.this_process("20261130T000000000000Z-abcdef").to_json())
+
+    for table in cases:
+        enqueue_run(exporter, table)
+    with pytest.raises(RunInProgress, match=f"foreground process {os.getpid()}"):
+        enqueue_run(exporter, "practitioners")  # this very process: alive
+    assert exporter.bucket.names(run.prefix) == []  # the dead foreground run's files, given up
+
+
+# -- Fail fast where retrying cannot help ---------------------------------------------------------
+
+@pytest.mark.export_modules("api.tests.fault_exports")
+def test_a_record_error_is_not_retried_and_gives_the_run_up_at_once(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks
+    from bq_etl.extension import state
+    from bq_etl.jobs import enqueue_run
+
+    add_tracks(["a", "b", "c", "d"])
+    start = enqueue_run(state(), "bad_tracks")
+    workers.start(1)
+    output = workers.wait()
+
+    run_id = start.return_value()["run_id"]
+    shard = Job.fetch(f"bq-etl-bad_tracks-{run_id}-shard-00001", connection=redis)
+    load = Job.fetch(f"bq-etl-bad_tracks-{run_id}-load", connection=redis)
+    assert (shard.get_status(), load.get_status()) == ("failed", "canceled")
+    errors = [line for line in output.splitlines() if " ERROR bq_etl: " in line]
+    assert len(errors) == 1, output
+    assert "shard failed for good; abandoning run table=bad_tracks" in errors[0]
+    assert "error=RecordError: table 'bad_tracks', row key 3, column 'name': got int 42" in errors[0]
+    assert "RQ will retry" not in output  # ETL_SHARD_RETRIES is 3: none was used
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_start_run_is_retried_while_the_database_is_down_for_a_moment(app, workers, redis):
+    from api.tests.test_pipeline import add_tracks, run_with_workers
+
+    add_tracks(["a", "b", "c"])
+    redis.set("fault:flaky_plan_tracks:plan", 1)  # the first attempt fails
+
+    start, load = run_with_workers(workers, "flaky_plan_tracks")
+
+    assert load.get_status() == "finished", load.latest_result()
+    assert start.retries_left == 2
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_start_run_gives_up_at_once_on_an_error_retrying_cannot_fix(app, workers, redis):
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key, enqueue_run
+
+    start = enqueue_run(state(), "flaky_plan_tracks")
+    app.config["ETL_EXPORT_MODULES"] = "api.tests.fault_exports"  # the workers know no such table
+    workers.env["ETL_EXPORT_MODULES"] = "api.events_join_data.export_event_join_tables"
+    workers.start(1)
+    output = workers.wait()
+
+    assert start.get_status() == "failed"
+    errors = [line for line in output.splitlines() if " ERROR bq_etl: " in line]
+    assert len(errors) == 1 and "run could not start table=flaky_plan_tracks" in errors[0], output
+    assert "error=UnknownTableError: unknown table 'flaky_plan_tracks'" in errors[0]
+    assert "RQ will retry" not in output
+    assert not redis.exists(claim_key(state(), "flaky_plan_tracks"))  # the table is free again
+
+
+# -- A missing bucket ---------------------------------------------------------------------------
+
+def test_a_missing_bucket_is_caught_before_any_work(app, redis):
+    from bq_etl.extension import state
+
+    app.config["ETL_SYNC_BUCKET"] = bucket = f"missing-{uuid.uuid4().hex[:10]}"
+    for cached in ("config", "bucket"):
+        state().__dict__.pop(cached, None)
+    runner = app.test_cli_runner()
+
+    for args in (["run", "members"], ["run", "members", "--enqueue"], ["schedule", "every_three_hours"]):
+        result = runner.invoke(args=["export", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output == (f"Error: bucket '{bucket}' (ETL_SYNC_BUCKET) does not exist: create it with "
+                                 "`flask export setup`\n"), args
+    assert state().queue.count == 0
+
+
+@pytest.mark.export_modules("api.tests.fault_tables")
+def test_a_bucket_gone_during_the_run_shows_the_uploads_own_error(app, redis, caplog):
+    from api.tests.test_pipeline import add_tracks
+    from bq_etl.extension import state
+
+    add_tracks(["a", "b", "c"])
+    result = app.test_cli_runner().invoke(args=["export", "run", "vanishing_bucket_tracks"])
+
+    assert result.exit_code == 1
+    bucket = state().config.bucket
+    assert result.output.splitlines()[-1] == (f"Error: bucket '{bucket}' (ETL_SYNC_BUCKET) does not exist: "
+                                              "create it with `flask export setup`")
+    assert "Traceback" not in result.output and "404" not in result.output
+    # The cleanup's own failure (it cannot list a bucket that is gone) is a warning, not the error.
+    assert [r.levelname for r in caplog.records if "could not delete the run's files" in r.message] == ["WARNING"]
+
+
+# -- No secret in any message -------------------------------------------------------------------
+
+def test_no_command_shows_a_password_of_redis_or_the_database(cloud, tmp_path):
+    from api.demo.services import free_port
+
+    env = {**os.environ, **cloud.env(), "FLASK_APP": "api",
+           "REDIS_URL": f"redis://:s3cret-redis@127.0.0.1:{free_port()}/0",
+           "DATABASE_URL": f"postgresql://postgres:s3cret-db@127.0.0.1:{free_port()}/clinic",
+           "ETL_SYNC_BUCKET": f"bq-etl-secret-{uuid.uuid4().hex[:8]}",
+           "ETL_EXPORT_MODULES": "api.events_join_data.export_event_join_tables"}
+    commands = [["list"], ["run", "members"], ["run", "members", "--enqueue"], ["schedule", "hourly"],
+                ["sweep"], ["worker", "--burst"]]
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "flask", "export", *command], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=DEADLINE)
+        output = done.stdout + done.stderr
+
+        assert done.returncode != 0, (command, output)
+        assert "s3cret" not in output, (command, output)
+        assert "REDIS_URL 'redis://:***@127.0.0.1:" in output, (command, output)
+        assert "the database 'postgresql+psycopg://postgres:***@127.0.0.1:" in output, (command, output)
+        assert len(output.splitlines()) == 1, (command, output)  # one line, no traceback
