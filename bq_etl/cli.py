@@ -54,9 +54,10 @@ def _warn_without_workers(exporter: ExporterState) -> None:
 @export_cli.command("list")
 @_clear_errors
 def list_tables() -> None:
-    """Show every exported table, its cadence and its schema file."""
+    """Show every exported table, its cadence and its schema file (checks the definitions and
+    schema files, not the services: it works with nothing running)."""
     exporter = state()
-    exporter.check()
+    exporter.check(services=False)
     rows = [(m.table_name, Cadence(m.cadence).value, str(m.schema_path())) for m in exporter.tables]
     width = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("table", "cadence", "schema"))]
     click.echo(f"{'table':<{width[0]}}  {'cadence':<{width[1]}}  schema")

@@ -97,12 +97,20 @@ class ExporterState:
             client = _google(bigquery.Client, project=self.config.project)
         return Warehouse(client, self.config.dataset, emulated=bool(self.config.bigquery_endpoint))
 
-    def check(self) -> None:
+    def check(self, services: bool = True) -> None:
         """Check, before any work, everything a run needs and raise one ConfigError naming every
-        problem: the settings, the export definitions and each table's schema and options files, that Redis
-        and the database answer, and that the bucket exists. No message shows a password."""
+        problem: the settings, the export definitions and each table's schema and options files,
+        and (with `services`) that Redis and the database answer and that the bucket exists. No
+        message shows a password."""
         self.config
-        problems = [str(error) for error in self._schema_problems()]
+        problems = list(dict.fromkeys(str(error) for error in self._schema_problems()))
+        if services:
+            problems += self._service_problems()
+        if problems:
+            raise ConfigError(mask_secrets("; ".join(problems)))
+
+    def _service_problems(self) -> list[str]:
+        problems = []
         redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
         try:
             self.redis.ping()
@@ -121,17 +129,15 @@ class ExporterState:
             raise
         except Exception as error:
             problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}: {describe(error)}")
-        if problems:
-            raise ConfigError(mask_secrets("; ".join(problems)))
+        return problems
 
     def _schema_problems(self) -> list[SchemaError]:
-        from .schema import load_schema
-
         problems = []
         for manager in self.tables:
             try:
-                load_schema(manager.schema_path())
-                manager().table_options  # its options file, if it has one
+                export = manager()
+                export.schema  # its schema file (unless the export gives its schema in code)
+                export.table_options  # its options file, if it has one
             except SchemaError as error:
                 problems.append(error)
         return problems

@@ -218,7 +218,9 @@ def test_a_paused_loader_that_lost_its_lock_does_not_overwrite_a_newer_run(app, 
         staging = pause_in_load(first, "fenced_tracks", redis)
 
         put_tracks(19_000, "new")
-        code, out = finish(cli(lock_env, "fenced_tracks"))
+        # --force: the paused run still holds the table (one run per table); only a forced run,
+        # or one after the claim expired, can race it
+        code, out = finish(cli(lock_env, "fenced_tracks", "--force"))
         assert code == 0, out
         newer = run_id_of(out)
         assert "fenced_tracks: loaded, 19000 rows" in out
@@ -280,7 +282,7 @@ def test_a_paused_run_is_superseded_through_the_table_label_when_redis_lost_its_
 
         db.session.execute(update(CareTrack).values(name=CareTrack.name + "-changed"))
         db.session.commit()
-        code, out = finish(cli(env, "gated_tracks"))
+        code, out = finish(cli(env, "gated_tracks", "--force"))  # the paused run holds the table
         assert code == 0, out
         newer = run_id_of(out)
 
