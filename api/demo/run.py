@@ -31,10 +31,12 @@ from api.demo.services import child_process, local_cloud, local_redis, log_tail
 from bq_etl.cadence import Cadence
 from bq_etl.extension import ExporterState, state
 from bq_etl.jobs import enqueue_cadence
+from bq_etl.provision import provision
 from bq_etl.status import status_lines, table_statuses
 
 ROOT = Path(__file__).resolve().parents[2]
-WORK_DIR = ROOT / ".demo"
+#: The demo's database, emulator data and logs (BQ_ETL_DEMO_DIR moves them: the test of the demo).
+WORK_DIR = Path(os.environ.get("BQ_ETL_DEMO_DIR") or ROOT / ".demo")
 POLL_INTERVAL = 0.5
 
 #: Settings the demo uses unless the environment already sets them.
@@ -121,14 +123,15 @@ def run_demo(rows: int, workers: int, timeout: int) -> bool:
 
         stack.enter_context(create_app().app_context())
         exporter = state()
+        for line in provision(exporter):  # what `flask export setup` does once per project
+            clock.say(line)
         exporter.check()
-        exporter.bucket.ensure_exists()
         counts = seed(rows, drop=True)
         clock.say(f"seeded {sum(counts.values()):,} rows into {os.environ['DATABASE_URL']}")
 
         processes = [_start_worker(stack, number) for number in range(1, workers + 1)]
         runs = [TrackedRun(job.args[0], cadence, job)
-                for cadence in Cadence for job in enqueue_cadence(exporter, cadence)]
+                for cadence in Cadence for job in enqueue_cadence(exporter, cadence).jobs]
         clock.say(f"{workers} workers started; enqueued " +
                   ", ".join(f"{run.table} ({run.cadence.value})" for run in runs))
         _wait(runs, exporter.redis, processes, clock, deadline=time.monotonic() + timeout)
