@@ -157,7 +157,8 @@ def _google(client_class, project):
     except DefaultCredentialsError as error:
         raise ConfigError(
             f"no Google credentials for {client_class.__module__}: set GOOGLE_APPLICATION_CREDENTIALS "
-            f"or run where Application Default Credentials exist ({error})"
+            f"or run where Application Default Credentials exist, or, to work locally without a cloud "
+            f"account, start `flask export dev` and set the variables it prints ({error})"
         ) from error
 
 
