@@ -125,13 +125,12 @@ class ExporterState:
             raise ConfigError(mask_secrets("; ".join(problems)))
 
     def _schema_problems(self) -> list[SchemaError]:
-        from .schema import load_schema
-
         problems = []
         for manager in self.tables:
             try:
-                load_schema(manager.schema_path())
-                manager().table_options  # its options file, if it has one
+                export = manager()
+                export.schema  # its schema file, unless the class gives its schema itself
+                export.table_options  # its options file, if it has one
             except SchemaError as error:
                 problems.append(error)
         return problems
