@@ -501,11 +501,11 @@ def _canonical_json(values: bytes | None) -> bool:
 
 def _stream(manager: ExportShardManager, driver: Any, sql: _LineSQL) -> Iterator[bytes]:
     """The shard's lines, batch by batch: CHUNK_ROWS rows' lines come joined by MariaDB as one
-    value, so PyMySQL reads one row per batch instead of one per line. A second connection
-    builds the next batch while Python checks and writes this one (one connection alone would
-    leave the server idle meanwhile). A batch with anything for Python to decide (a suspect
-    row, a JSON value or escape to check, a batch cut short by max_allowed_packet) is read
-    again row by row.
+    value, so PyMySQL reads one row per batch instead of one per line. BUILDING_CONNECTIONS
+    connections of their own build the next batches while Python checks and writes this one
+    (on one connection the server would sit idle meanwhile). A batch with anything for Python
+    to decide (a suspect row, a JSON value or escape to check, a batch cut short by
+    max_allowed_packet) is read again row by row on the session's connection.
 
     The batches are key ranges (after, upto], their bounds read from the key's index on the
     session's connection: a keyset scan, each row of the shard read once."""
