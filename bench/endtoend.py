@@ -39,6 +39,7 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
     from api.demo.services import child_process
     from bq_etl.extension import state
     from bq_etl.jobs import enqueue_run
+    from bq_etl.provision import provision
 
     from .exports import VisitsExport
 
@@ -46,10 +47,9 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
     app = create_app()
     with app.app_context():
         exporter = state()
+        provision(exporter)  # before the check: workers refuse to start without the bucket
         exporter.check()
         exporter.redis.flushdb()
-        exporter.bucket.ensure_exists()
-        exporter.warehouse.ensure_dataset()
         # Each run creates the table afresh, so 1 and 2 workers do the same work.
         exporter.warehouse.client.delete_table(exporter.warehouse.table_id(table), not_found_ok=True)
         deadline = time.monotonic() + timeout

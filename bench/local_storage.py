@@ -29,13 +29,14 @@ class DiscardingStorageClient:
 
 
 class _Bucket:
-    def blob(self, name: str) -> "_Blob":
-        return _Blob(name)
+    def blob(self, name: str, chunk_size: int | None = None) -> "_Blob":
+        return _Blob(name, chunk_size or _READ_CHUNK)
 
 
 class _Blob:
-    def __init__(self, name: str):
+    def __init__(self, name: str, chunk_size: int):
         self.name = name
+        self.chunk_size = chunk_size  # as the client does: one request's bytes read at a time
 
     def upload_from_file(self, file_obj: BinaryIO, size: int | None = None,
                          content_type: str | None = None, rewind: bool = False) -> None:
@@ -43,7 +44,7 @@ class _Blob:
         if rewind:
             file_obj.seek(0)
         sent = 0
-        while chunk := file_obj.read(_READ_CHUNK):
+        while chunk := file_obj.read(self.chunk_size):
             sent += len(chunk)
         if size is not None and sent != size:
             raise UploadSizeMismatch(f"{self.name}: {sent} bytes spooled, {size} announced")

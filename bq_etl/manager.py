@@ -169,6 +169,12 @@ class ExportShardManager:
                 encode = self.encoder.encode
                 keys = tuple(result.keys())
                 # A batch's lines go out as one item.
+                encode_row = self.encoder.row_encoder(keys) if self.records_are_columns() else None
+                if encode_row is not None:
+                    # The default records, their values taken from each row in schema order.
+                    for batch in self._batches(result, statement, keys, ENCODE_ROWS):
+                        yield b"".join([encode_row(row) for row in batch])
+                    return
                 if self.records_are_columns() and len(set(keys)) == len(keys):
                     # The default records, built without a Row mapping each.
                     for batch in self._batches(result, statement, keys, ENCODE_ROWS):

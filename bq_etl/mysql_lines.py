@@ -12,10 +12,14 @@ its hex digits upper case, orjson lower case) is suspect. A suspect row is read 
 through the Python path (`records`, then `encoder.encode`), so a violating row raises exactly
 the Python path's RecordError, and an over-flagged row still gets the encoder's own line.
 
-The rows stream through an unbuffered PyMySQL cursor (SSCursor), so MariaDB builds lines on
-one core while Python joins them on the other. (Batches of lines joined by MariaDB itself,
-GROUP_CONCAT, cost PyMySQL one row per batch instead of one per line but took a third longer:
-the server and Python then wait for each other.)
+MariaDB joins each batch of CHUNK_ROWS lines into one value (GROUP_CONCAT over a key range), so
+PyMySQL, pure Python, reads one row per batch instead of one per line (6-8 us a row). Two more
+connections build batches at once, the next ones while Python checks and writes the current:
+MariaDB builds one query's lines on one core, and that is most of the work (one connection alone
+took a third longer than row by row, the server and Python waiting for each other). The batches
+are key ranges whose bounds the session's connection reads from the key's index: a keyset scan,
+each row of the shard read once, at most BUILDING_CONNECTIONS batches held here. A batch with
+anything for Python to decide is read again row by row through an unbuffered cursor.
 
 The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection, where the
 Python path gets each value as PyMySQL makes it or through one of the few SQLAlchemy result
@@ -26,15 +30,20 @@ no MySQL server runs here to prove the SQL against.)
 """
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field as dataclass_field
 from datetime import timedelta, timezone, tzinfo
+from functools import cached_property
+from itertools import product
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import orjson
 from google.cloud.bigquery import SchemaField
 from pymysql.constants import FIELD_TYPE, FLAG
 from pymysql.cursors import SSCursor
-from sqlalchemy import JSON, Enum, Select
+from sqlalchemy import JSON, Enum, Select, bindparam
 from sqlalchemy.dialects.mysql import BIT, TIME
 from sqlalchemy.engine import Dialect, processors
 
@@ -46,8 +55,12 @@ if TYPE_CHECKING:
     from .manager import ExportShardManager
     from .run import Shard
 
-#: Rows per round of the stream; one round's lines are joined into one chunk of bytes.
+#: Rows per batch: MariaDB joins a batch's lines into one value, yielded as one chunk of bytes.
 CHUNK_ROWS = 2_000
+#: Connections building batches at once, besides the session's (which reads the batches' key
+#: bounds): MariaDB builds one query's lines on one core, and the lines cost it more than
+#: Python's share, so two keep both cores busy.
+BUILDING_CONNECTIONS = 2
 
 _MAX_SAFE_INTEGER = 2**53 - 1
 _INT64_MAX = 2**63 - 1
@@ -124,10 +137,10 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
     built = _fields(manager, columns)
     if built is None:
         return None
-    built_query = _line_query(manager, shard, dialect, built, columns)
-    if built_query is None:
+    sql = _LineSQL.of(manager, shard, dialect, built, columns)
+    if sql is None:
         return None
-    return _stream(manager, shard, driver, *built_query)
+    return _stream(manager, driver, sql)
 
 
 # --- when the fast path applies ------------------------------------------------------------------
@@ -362,45 +375,115 @@ _BUILDERS: dict[str, Callable[[SchemaField, _Column, tzinfo | None], _Field | No
 
 # --- the query and the stream --------------------------------------------------------------------
 
-def _line_query(manager: ExportShardManager, shard: Shard, dialect: Dialect, fields: list[_Field],
-                columns: dict[str, _Column]) -> tuple[str, dict[str, Any]] | None:
-    """SELECT line (NULL for a suspect row), key, JSON values FROM the shard query, in key order;
-    None if SQLAlchemy would convert a query parameter on the way (then it must run the query).
+_AFTER, _UPTO = "bq_etl_after", "bq_etl_upto"
 
-    The line is bytes (CAST AS BINARY): never decoded and encoded again. The JSON values are the
-    row's, comma-separated, for Python's check (NULL when there are none).
-    """
+
+@dataclass(frozen=True)
+class _LineSQL:
+    """The SQL that builds a shard's lines, for the shard's rows in a range of keys."""
+
+    manager: ExportShardManager
+    shard: Shard
+    dialect: Dialect
+    line: str  # the row's line, bytes ending in a newline (CAST AS BINARY: never decoded)
+    suspect: str  # true when the encoder might refuse the row
+    check: str | None  # the row's JSON values, comma-separated, for Python's check; NULL if none
+    key_ref: str
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, manager: ExportShardManager, shard: Shard, dialect: Dialect, fields: list[_Field],
+           columns: dict[str, _Column]) -> _LineSQL | None:
+        """The SQL of `fields`, or None if SQLAlchemy would convert a query parameter on the way
+        (then it must run the query itself)."""
+        if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None
+               for bind in _compiled(manager, shard, dialect, True, True).binds.values()):
+            return None
+        schema = manager.schema
+        values = ", ".join(
+            f"CONCAT('{orjson.dumps(field.name).decode()}:', {built.value})" for field, built in zip(schema, fields)
+        )
+        # A JSON value MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31
+        # levels) and a bare null (which the Python path leaves out or refuses) become "!", which
+        # no JSON reader takes.
+        checks = [
+            f"IF({ref} IS NULL, NULL, COALESCE(NULLIF(JSON_COMPACT({ref}), 'null'), '!'))"
+            for field in schema if TYPE_NAMES[field.field_type] == "JSON"
+            for ref in (columns[field.name].ref,)
+        ]
+        return cls(
+            manager, shard, dialect,
+            # CONCAT_WS skips NULLs: a NULL value leaves its field out, as the encoder does.
+            line=f"CAST(CONCAT('{{', CONCAT_WS(',', {values}), '}}', CHAR(10)) AS BINARY)",
+            suspect=" OR ".join(condition for built in fields for condition in built.suspect) or "FALSE",
+            check=f"CAST(NULLIF(CONCAT_WS(',', {', '.join(checks)}), '') AS BINARY)" if checks else None,
+            key_ref=columns[manager.key_column].ref,
+            params={name: value for built in fields for name, value in built.params.items()},
+        )
+
+    def batch(self, after: Any, upto: Any) -> tuple[str, dict[str, Any]]:
+        """One row for the rows with keys in (after, upto] (None: unbounded): their lines joined
+        in key order (a suspect row's left out), their count and their JSON values."""
+        sql, params = self._rows(after, upto)
+        check = f"GROUP_CONCAT({self.check} SEPARATOR ',')" if self.check else "NULL"
+        # A batch is one value: group_concat_max_len would cut it at 1 MB. (One larger than
+        # max_allowed_packet comes cut or NULL: its line count tells, see _stream.)
+        return (
+            f"SET STATEMENT group_concat_max_len = 4294967295 FOR "
+            f"SELECT GROUP_CONCAT(IF({self.suspect}, '', {self.line}) ORDER BY {self.key_ref} SEPARATOR ''), "
+            f"COUNT(*), {check} FROM ({sql}) AS t", params,
+        )
+
+    def rows(self, after: Any, upto: Any) -> tuple[str, dict[str, Any]]:
+        """Each row with a key in (after, upto]: its line (NULL if suspect), key and JSON values."""
+        sql, params = self._rows(after, upto)
+        # The shard query's ORDER BY is dropped inside a derived table, hence the outer one (the
+        # key's index still gives the order: MariaDB merges the derived table into the query).
+        return (f"SELECT IF({self.suspect}, NULL, {self.line}), {self.key_ref}, {self.check or 'NULL'} "
+                f"FROM ({sql}) AS t ORDER BY {self.key_ref}", params)
+
+    def upper_key(self, after: Any) -> tuple[str, dict[str, Any]]:
+        """The key CHUNK_ROWS rows on from `after` (None: the shard's start); no row if fewer
+        are left. Read from the key's index alone."""
+        sql, params = self._compiled[("upper_key", after is not None, False)]
+        return sql, {**params, _AFTER: after}
+
+    def _rows(self, after: Any, upto: Any) -> tuple[str, dict[str, Any]]:
+        sql, params = self._compiled[("rows", after is not None, upto is not None)]
+        return sql, {**params, **self.params, _AFTER: after, _UPTO: upto}
+
+    @cached_property
+    def _compiled(self) -> dict[tuple[str, bool, bool], tuple[str, dict[str, Any]]]:
+        # Compiled once per shard: SQLAlchemy takes about a millisecond a compilation, and a
+        # shard of a million rows has 500 batches.
+        compiled = {}
+        for after, upto in product((False, True), repeat=2):
+            rows = _compiled(self.manager, self.shard, self.dialect, after, upto)
+            compiled["rows", after, upto] = str(rows), rows.params
+        key = self.manager.key
+        for after in (False, True):
+            statement = shard_query(self.manager.query(), key, self.shard).with_only_columns(key, maintain_column_froms=True)
+            if after:
+                statement = statement.where(key > bindparam(_AFTER))
+            upper = statement.offset(CHUNK_ROWS - 1).limit(1).compile(
+                dialect=self.dialect, compile_kwargs={"render_postcompile": True})
+            compiled["upper_key", after, False] = str(upper), upper.params
+        return compiled
+
+
+def _compiled(manager: ExportShardManager, shard: Shard, dialect: Dialect, after: bool, upto: bool) -> Any:
+    """The shard query with its columns labelled c0, c1, ..., limited to keys after and up to
+    the bound parameters named _AFTER and _UPTO."""
     statement = shard_query(manager.query(), manager.key, shard)
+    if after:
+        statement = statement.where(manager.key > bindparam(_AFTER))
+    if upto:
+        statement = statement.where(manager.key <= bindparam(_UPTO))
     labelled = statement.with_only_columns(
         *[column.label(f"c{index}") for index, column in enumerate(statement.selected_columns)],
         maintain_column_froms=True,
     )
-    compiled = labelled.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    if any(bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()):
-        return None
-    schema = manager.schema
-    values = ", ".join(
-        f"CONCAT('{orjson.dumps(field.name).decode()}:', {built.value})" for field, built in zip(schema, fields)
-    )
-    suspect = " OR ".join(condition for built in fields for condition in built.suspect) or "FALSE"
-    # A JSON value MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31
-    # levels) and a bare null (which the Python path leaves out or refuses) become "!", which no
-    # JSON reader takes.
-    checks = [
-        f"IF({ref} IS NULL, NULL, COALESCE(NULLIF(JSON_COMPACT({ref}), 'null'), '!'))"
-        for field in schema if TYPE_NAMES[field.field_type] == "JSON"
-        for ref in (columns[field.name].ref,)
-    ]
-    check = f"CAST(NULLIF(CONCAT_WS(',', {', '.join(checks)}), '') AS BINARY)" if checks else "NULL"
-    key_ref = columns[manager.key_column].ref
-    # CONCAT_WS skips NULLs: a NULL value leaves its field out, as the encoder does. The shard
-    # query's ORDER BY is dropped inside a derived table, hence the outer one (the key's index
-    # still gives the order: MariaDB merges the derived table into the outer query).
-    query = (
-        f"SELECT IF({suspect}, NULL, CAST(CONCAT('{{', CONCAT_WS(',', {values}), '}}', CHAR(10)) AS BINARY)), "
-        f"{key_ref}, {check} FROM ({compiled}) AS t ORDER BY {key_ref}"
-    )
-    return query, {**compiled.params, **{name: value for built in fields for name, value in built.params.items()}}
+    return labelled.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
 
 
 def _canonical_json(values: bytes | None) -> bool:
@@ -416,25 +499,74 @@ def _canonical_json(values: bytes | None) -> bool:
         return False
 
 
-def _stream(manager: ExportShardManager, shard: Shard, driver: Any, query: str,
-            params: dict[str, Any]) -> Iterator[bytes]:
-    # An unbuffered cursor: the server keeps building lines while Python joins them (the two
-    # run on two cores), with at most CHUNK_ROWS rows held here.
+def _stream(manager: ExportShardManager, driver: Any, sql: _LineSQL) -> Iterator[bytes]:
+    """The shard's lines, batch by batch: CHUNK_ROWS rows' lines come joined by MariaDB as one
+    value, so PyMySQL reads one row per batch instead of one per line. BUILDING_CONNECTIONS
+    connections of their own build the next batches while Python checks and writes this one
+    (on one connection the server would sit idle meanwhile). A batch with anything for Python
+    to decide (a suspect row, a JSON value or escape to check, a batch cut short by
+    max_allowed_packet) is read again row by row on the session's connection.
+
+    The batches are key ranges (after, upto], their bounds read from the key's index on the
+    session's connection: a keyset scan, each row of the shard read once."""
+    cursor = driver.cursor()
+    try:
+        with ExitStack() as stack:
+            engine = manager.session.get_bind()
+            cursors = [stack.enter_context(engine.connect()).connection.driver_connection.cursor()
+                       for _ in range(BUILDING_CONNECTIONS)]
+            # Entered last, so left first: its threads are done before their connections close.
+            pool = stack.enter_context(ThreadPoolExecutor(BUILDING_CONNECTIONS))
+
+            def batch(index: int, after: Any, upto: Any) -> tuple[bytes | None, int, bytes | None]:
+                # Batch i on connection i % BUILDING_CONNECTIONS: at most that many are pending,
+                # so the connection is free by the time its next batch is sent.
+                building = cursors[index % BUILDING_CONNECTIONS]
+                building.execute(*sql.batch(after, upto))
+                return building.fetchone()
+
+            pending: deque[tuple[Future, Any, Any]] = deque()
+            index, after, upto = 0, None, _upper_key(cursor, sql, None)
+            while True:
+                while len(pending) < BUILDING_CONNECTIONS and index is not None:
+                    pending.append((pool.submit(batch, index, after, upto), after, upto))
+                    if upto is None:
+                        index = None  # the last batch is sent
+                    else:
+                        index, after, upto = index + 1, upto, _upper_key(cursor, sql, upto)
+                if not pending:
+                    return
+                built, batch_after, batch_upto = pending.popleft()
+                data, count, checks = built.result()
+                data = data or b""
+                if data.count(b"\n") != count or b"\\u00" in data or not _canonical_json(checks):
+                    data = b"".join(_rows(manager, driver, sql, batch_after, batch_upto))
+                if data:
+                    yield data
+    finally:
+        cursor.close()
+
+
+def _upper_key(cursor: Any, sql: _LineSQL, after: Any) -> Any:
+    cursor.execute(*sql.upper_key(after))
+    bound = cursor.fetchone()
+    return bound[0] if bound else None
+
+
+def _rows(manager: ExportShardManager, driver: Any, sql: _LineSQL, after: Any, upto: Any) -> Iterator[bytes]:
+    # An unbuffered cursor: with at most CHUNK_ROWS rows held here (the last batch may hold
+    # more, if rows were added meanwhile).
     cursor = driver.cursor(SSCursor)
     try:
-        cursor.execute(query, params)
+        cursor.execute(*sql.rows(after, upto))
         while chunk := cursor.fetchmany(CHUNK_ROWS):
-            lines = [line for line, _, _ in chunk]
-            data = b"".join(lines) if None not in lines else b""
-            # One check for the whole chunk; the rows only when it fails: a suspect row's NULL
-            # line, a JSON value orjson would write otherwise, a string with a \u00 escape
-            # (MariaDB writes its hex digits upper case, orjson lower case).
-            if not data or b"\\u00" in data or not _canonical_json(b",".join([c for _, _, c in chunk if c])):
-                suspects = {
-                    index for index, (line, _, checks) in enumerate(chunk)
-                    if line is None or b"\\u00" in line or not _canonical_json(checks)
-                }
-                data = b"".join(with_suspects_encoded(manager, shard, chunk, suspects))
-            yield data
+            # A suspect row's NULL line, a JSON value orjson would write otherwise, and a string
+            # with a \u00 escape (MariaDB writes its hex digits upper case, orjson lower case).
+            suspects = {
+                index for index, (line, _, checks) in enumerate(chunk)
+                if line is None or b"\\u00" in line or not _canonical_json(checks)
+            }
+            yield b"".join(with_suspects_encoded(manager, sql.shard, chunk, suspects) if suspects else
+                           [line for line, _, _ in chunk])
     finally:
         cursor.close()  # reads what is left of the result: the connection must be free again

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,7 +65,8 @@ class RecordEncoder:
         self.table = table
         self.key_column = key_column
         self.naive_timestamp_zone = naive_timestamp_zone
-        self._convert = _record_converter(schema, naive_timestamp_zone)
+        self._fields = _compiled_fields(schema, naive_timestamp_zone)
+        self._convert = _mapping_converter(self._fields)
         self._expected = {field.name: _expected(field) for field in schema}
 
     def expected(self, column: str) -> str:
@@ -81,31 +83,48 @@ class RecordEncoder:
             raise RecordError(self.table, key, e.path[1:], e.value, e.expected, e.reason) from None
         return orjson.dumps(row, option=_LINE_OPTIONS)
 
+    def row_encoder(self, keys: Sequence[str]) -> Callable[[Sequence[Any]], bytes] | None:
+        """`encode` for records given as rows of values named `keys` (the default records of a
+        query's rows), without building a dict per row; None unless `keys` are distinct and
+        name each schema field, and only those."""
+        names = [name for name, *_ in self._fields]
+        if len(set(keys)) != len(keys) or set(keys) != set(names):
+            return None
+        in_schema_order = itemgetter(*[list(keys).index(name) for name in names])
+        convert_values, encode = _values_converter(self._fields), self.encode
+
+        def encode_row(row: Sequence[Any]) -> bytes:
+            try:
+                values = in_schema_order(row)
+                return orjson.dumps(convert_values(values if len(names) > 1 else (values,)), option=_LINE_OPTIONS)
+            except _Invalid:
+                return encode(dict(zip(keys, row)))  # raises the RecordError naming the row
+
+        return encode_row
+
 
 # --- compiling a schema into converters ---------------------------------------------------------
 
 def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Converter:
-    compiled = tuple(
+    return _mapping_converter(_compiled_fields(fields, zone))
+
+
+def _compiled_fields(fields: Sequence[SchemaField], zone: tzinfo | None) -> tuple[tuple[Any, ...], ...]:
+    """Each field's name, converter, whether it is REQUIRED, its expected type and plain type."""
+    return tuple(
         (field.name, converter, field.mode == "REQUIRED", _expected(field), _PLAIN_TYPES.get(converter))
         for field in fields
         for converter in (_field_converter(field, zone),)
     )
-    names = frozenset(item[0] for item in compiled)
-    columns = ", ".join(item[0] for item in compiled)
 
-    def convert(record: Any) -> dict[str, Any]:
-        if type(record) is not dict and not isinstance(record, Mapping):
-            raise _Invalid(record, "RECORD")
-        if not names.issuperset(record):
-            unknown = next(k for k in record if k not in names)
-            raise _Invalid(
-                record[unknown], "no such column in schema",
-                f"the schema has only: {columns}", f".{unknown}",
-            )
-        get = record.get
+
+def _values_converter(compiled: tuple[tuple[Any, ...], ...]) -> Callable[[Iterable[Any]], dict[str, Any]]:
+    """What a line holds for a record's values given in the fields' order."""
+
+    def convert_values(values: Iterable[Any]) -> dict[str, Any]:
+        """The line's fields of a record's values, given in schema order."""
         row = {}
-        for name, converter, required, expected, plain in compiled:
-            value = get(name)
+        for (name, converter, required, expected, plain), value in zip(compiled, values):
             if value is None:  # SQL NULL: left out of the line
                 if required:
                     raise _Invalid(None, expected, "the column is REQUIRED", f".{name}")
@@ -125,6 +144,26 @@ def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Con
                 raise
         return row
 
+    return convert_values
+
+
+def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
+    """What a line holds for a record given as a mapping of field name to value."""
+    names = frozenset(item[0] for item in compiled)
+    columns = ", ".join(item[0] for item in compiled)
+    field_names = tuple(item[0] for item in compiled)
+    convert_values = _values_converter(compiled)
+
+    def convert(record: Any) -> dict[str, Any]:
+        if type(record) is not dict and not isinstance(record, Mapping):
+            raise _Invalid(record, "RECORD")
+        if not names.issuperset(record):
+            unknown = next(k for k in record if k not in names)
+            raise _Invalid(
+                record[unknown], "no such column in schema",
+                f"the schema has only: {columns}", f".{unknown}",
+            )
+        return convert_values(map(record.get, field_names))
     return convert
 
 

@@ -17,6 +17,10 @@ from .errors import StorageError
 SPOOL_BYTES = 1024 * 1024
 #: Lines are joined into writes of about this size.
 _WRITE_BYTES = 512 * 1024
+#: A file larger than this is uploaded in requests of this size (resumable), each read from the
+#: spool file into memory: without it the client reads up to 100 MiB at once, the whole of a
+#: shard's file, which made most of a worker's peak memory.
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class Bucket:
@@ -45,7 +49,7 @@ class Bucket:
                 _write_all(spool, lines)
             size = spool.tell()
             spool.seek(0)
-            blob = self._bucket.blob(object_name)
+            blob = self._bucket.blob(object_name, chunk_size=UPLOAD_CHUNK_BYTES)
             content_type = "application/gzip" if gzip_level else "application/x-ndjson"
             try:
                 blob.upload_from_file(spool, size=size, content_type=content_type, rewind=False)

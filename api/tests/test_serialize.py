@@ -694,3 +694,32 @@ def test_a_mariadb_zero_date_is_refused_with_what_to_do(kind):
     error = refusal(SchemaField("day", kind), "0000-00-00", expected=kind)
 
     assert error.reason.startswith("MariaDB's zero date: BigQuery has no year 0; store NULL instead")
+
+
+# --- rows of values (the default records, without a dict each) ----------------------------------
+
+ROW_SCHEMA = [ID, SchemaField("name", "STRING", "REQUIRED"), SchemaField("at", "TIMESTAMP"), SchemaField("n", "NUMERIC")]
+
+
+def test_a_row_in_any_column_order_gets_the_records_line():
+    encoder = RecordEncoder("t", ROW_SCHEMA, "id")
+    encode_row = encoder.row_encoder(["n", "at", "id", "name"])
+    at = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    for row in [(Decimal("1.50"), at, 7, "é"), (None, None, 2**60, "x")]:
+        record = dict(zip(["n", "at", "id", "name"], row))
+        assert encode_row(row) == encoder.encode(record)
+
+
+def test_a_refused_row_raises_the_records_error():
+    encode_row = RecordEncoder("t", ROW_SCHEMA, "id").row_encoder(["id", "name", "at", "n"])
+
+    with pytest.raises(RecordError) as raised:
+        encode_row((7, None, None, None))
+
+    assert (raised.value.key, raised.value.column) == (7, "name")
+
+
+@pytest.mark.parametrize("keys", [["id", "name", "at"], ["id", "name", "at", "n", "extra"], ["id", "id", "name", "at", "n"]])
+def test_rows_not_naming_each_field_once_take_the_records_way(keys):
+    assert RecordEncoder("t", ROW_SCHEMA, "id").row_encoder(keys) is None
