@@ -1,7 +1,7 @@
 """Exports used only by the pipeline tests to make shards fail on demand.
 
 `FlakyTracksExport` raises while exporting the row whose key is in the Redis hash
-`fault:<table>` for as many attempts as the hash says, so a test decides in Redis how many
+`fault:<queue>:<table>` for as many attempts as the hash says, so a test decides in Redis how many
 times a shard fails in a real worker process. `BadTracksExport` writes a number into a
 STRING column for one row, to show the schema error a worker reports. `KilledTracksExport`
 kills its own work horse with SIGKILL at one row, as the OOM killer would.
@@ -21,8 +21,9 @@ from api.models import CareTrack
 
 
 def fault_key(table: str) -> str:
-    """The Redis hash of row key -> failures left for `table`."""
-    return f"fault:{table}"
+    """The Redis hash of row key -> failures left for `table`, in the current app's queue: every
+    test has a queue of its own, so faults one test leaves unused never reach another."""
+    return f"fault:{state().config.queue_name}:{table}"
 
 
 class ShardFault(RuntimeError):
