@@ -66,7 +66,9 @@ def test_a_run_through_workers_loads_exactly_the_source_rows(app, workers):
 
     assert load.get_status() == "finished", load.latest_result()
     summary = load.return_value()
-    assert summary["status"] == "loaded"
+    # The marker and the label in the message: a rare 'superseded' here is being investigated.
+    assert summary["status"] == "loaded", (summary, state().redis.get(loaded_run_key("appointments")),
+                                           state().warehouse.loaded_run("appointments"))
     source = {a.id: a for a in db.session.scalars(db.select(Appointment))}
     rows = bq_rows("appointments")
     assert [r["id"] for r in rows] == sorted(source)
