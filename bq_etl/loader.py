@@ -20,10 +20,11 @@ if TYPE_CHECKING:  # the warehouse imports the BigQuery client; only a load need
     from .warehouse import Warehouse
 
 
-def loaded_run_key(table: str) -> str:
-    """The Redis key holding the id of the newest run loaded into `table` (the table's
-    `bq_etl_run` label holds it too, and outlives Redis)."""
-    return f"bq-etl:loaded:{table}"
+def loaded_run_key(dataset: str, table: str) -> str:
+    """The Redis key holding the id of the newest run loaded into `dataset.table` (the table's
+    `bq_etl_run` label holds it too, and outlives Redis). Keyed by dataset as the table's claim
+    is: apps exporting to different datasets may share one Redis."""
+    return f"bq-etl:loaded:{dataset}.{table}"
 
 
 class Superseded(Exception):
@@ -48,7 +49,7 @@ class Fence:
     def newer_run(self) -> str | None:
         """The newest loaded run, if it is newer than this one. Run ids sort by start time."""
         label = self.warehouse.loaded_run(self.run.table)  # the slow read first: see `check`
-        marker = self.redis.get(loaded_run_key(self.run.table))
+        marker = self.redis.get(loaded_run_key(self.warehouse.dataset, self.run.table))
         newest = max([r for r in (label, marker and marker.decode()) if r], default=None)
         return newest if newest is not None and newest > self.run.run_id else None
 
@@ -74,7 +75,7 @@ class Fence:
         try:
             holder = self.warehouse.mark_loaded(self.run.table, self.run.run_id)
         finally:
-            key = loaded_run_key(self.run.table)
+            key = loaded_run_key(self.warehouse.dataset, self.run.table)
             marker = self.redis.get(key)
             if marker is None or marker.decode() < holder:
                 self.redis.set(key, holder)

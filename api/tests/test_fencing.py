@@ -238,7 +238,7 @@ def test_a_paused_loader_that_lost_its_lock_does_not_overwrite_a_newer_run(app, 
     assert f"fenced_tracks: superseded by run {newer}, nothing loaded (run {older})" in out
     assert live_rows("fenced_tracks") == source_rows()
     assert exporter.warehouse.loaded_run("fenced_tracks") == newer
-    assert redis.get(loaded_run_key("fenced_tracks")).decode() == newer
+    assert redis.get(loaded_run_key(state().config.dataset, "fenced_tracks")).decode() == newer
     assert leftovers("fenced_tracks") == ([], [])
 
 
@@ -288,7 +288,7 @@ def test_a_paused_run_is_superseded_through_the_table_label_when_redis_lost_its_
 
         own_redis.stop()
         own_redis.start()
-        assert redis.get(loaded_run_key("gated_tracks")) is None, "Redis kept its data"
+        assert redis.get(loaded_run_key(state().config.dataset, "gated_tracks")) is None, "Redis kept its data"
 
         first.send_signal(signal.SIGCONT)
         code, out = finish(first)

@@ -67,8 +67,8 @@ def test_a_run_through_workers_loads_exactly_the_source_rows(app, workers):
     assert load.get_status() == "finished", load.latest_result()
     summary = load.return_value()
     # The marker and the label in the message: a rare 'superseded' here is being investigated.
-    assert summary["status"] == "loaded", (summary, state().redis.get(loaded_run_key("appointments")),
-                                           state().warehouse.loaded_run("appointments"))
+    marker = state().redis.get(loaded_run_key(state().config.dataset, "appointments"))
+    assert summary["status"] == "loaded", (summary, marker, state().warehouse.loaded_run("appointments"))
     source = {a.id: a for a in db.session.scalars(db.select(Appointment))}
     rows = bq_rows("appointments")
     assert [r["id"] for r in rows] == sorted(source)
@@ -214,7 +214,7 @@ def test_two_runs_of_one_table_never_load_at_the_same_time(app, workers, redis):
 @FAULTS
 def test_a_run_older_than_the_last_loaded_one_does_not_overwrite_it(app, workers, redis):
     add_tracks(["a", "b"])
-    redis.set(loaded_run_key("flaky_tracks"), "99991231T000000000000Z-ffffff")  # a newer run loaded
+    redis.set(loaded_run_key(state().config.dataset, "flaky_tracks"), "99991231T000000000000Z-ffffff")  # a newer run loaded
 
     _, load = run_with_workers(workers, "flaky_tracks")
 
