@@ -45,7 +45,7 @@ $(NEWEST)/.stamp: $(wildcard requirements/ci.txt requirements/newest.txt setup.c
 	touch $@
 
 test-newest: $(NEWEST)/.stamp $(EMULATORS)/.stamp
-	$(NEWEST)/bin/python -m pytest api/tests/test_pipeline.py api/tests/test_cli.py api/tests/test_lock.py api/tests/test_sweeper.py api/tests/test_faults.py -q
+	$(NEWEST)/bin/python -m pytest api/tests/test_pipeline.py api/tests/test_cli.py api/tests/test_lock.py api/tests/test_sweeper.py api/tests/test_faults.py api/tests/test_worker.py -q
 
 demo: venv
 	.venv/bin/python -m api.demo

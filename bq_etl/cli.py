@@ -166,7 +166,7 @@ def sweep_runs(older_than: int | None) -> None:
 @_clear_errors
 def worker(burst: bool) -> None:
     """Start an RQ worker for the export queue, inside this app's context."""
-    from rq import Worker
+    from .worker import Worker
 
     exporter = state()
     exporter.check()

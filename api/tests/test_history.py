@@ -56,7 +56,7 @@ def test_runs_on_workers_record_their_cadence_and_every_shard(app, workers, redi
     seed(60)
     exporter = state()
     enqueue_cadence(exporter, Cadence.EVERY_THREE_HOURS)  # members
-    workers.start(1)  # see test_pipeline: a start job run twice by two workers is under investigation
+    workers.start(2)
     workers.wait()
 
     [run] = history.runs(exporter.redis, "members")
