@@ -219,7 +219,7 @@ def shard(gzip_level: int = 0, python_path: bool = False, profile: int = 0, data
 
     The app's database (DATABASE_URL) and the shard size (BENCH_SHARD_SIZE) come from the
     environment, as they do for a worker. The middle shard of the plan is exported.
-    `python_path` turns the database's line building off (`VisitsPythonPathExport`);
+    `python_path` turns the database's line building off (`exports.python_path`);
     `database="mariadb"` exports the MariaDB table (DATABASE_URL must be its URL). With
     `profile`, the export runs under cProfile and that many functions, by cumulative time,
     are printed to stderr.
@@ -227,16 +227,13 @@ def shard(gzip_level: int = 0, python_path: bool = False, profile: int = 0, data
     from api import create_app
     from bq_etl.run import ExportRun, new_run_id
 
-    from .exports import VisitsExport, VisitsPythonPathExport
+    from . import exports
     from .local_storage import local_bucket
-    from .mariadb import MariaDBVisitsExport, MariaDBVisitsPythonPathExport
 
     app = create_app()
     with app.app_context():
-        if database == "mariadb":
-            manager = MariaDBVisitsPythonPathExport() if python_path else MariaDBVisitsExport()
-        else:
-            manager = VisitsPythonPathExport() if python_path else VisitsExport()
+        export = exports.MariaDBVisitsExport if database == "mariadb" else exports.VisitsExport
+        manager = (exports.python_path(export) if python_path else export)()
         shards, planned = manager.plan()
         chosen = shards[len(shards) // 2]
         run = ExportRun(manager.table_name, new_run_id(), gzip_level=gzip_level)

@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from bq_etl.cadence import Cadence
 from bq_etl.manager import ExportShardManager
 
-from .table import visits
+from . import mariadb, table
 
 
 class VisitsExport(ExportShardManager):
@@ -17,16 +17,24 @@ class VisitsExport(ExportShardManager):
     table_name = "visits"
     schema_file = "visits.json"
     cadence = Cadence.HOURLY
+    visits = table.visits
     shard_key = visits.c.id
     # Read from the environment so RQ worker processes use the size the bench chose.
     shard_size = int(os.environ.get("BENCH_SHARD_SIZE", 1_000_000))
 
     def query(self) -> Select:
-        return select(visits)
+        return select(self.visits)
 
 
-class VisitsPythonPathExport(VisitsExport):
-    """The same export with PostgreSQL's line building off: every row goes through `to_record`
-    and the record encoder. (No `table_name` of its own, so `Tables` does not list it.)"""
+class MariaDBVisitsExport(VisitsExport):
+    """The same export of the MariaDB copy of the table (`bench.mariadb`)."""
 
-    database_lines = False
+    schema_file = "visits_mariadb.json"
+    visits = mariadb.visits
+    shard_key = visits.c.id
+
+
+def python_path(export: type[VisitsExport]) -> type[VisitsExport]:
+    """`export` with the database's line building off: every row goes through `to_record` and
+    the record encoder. (No `table_name` of its own, so `Tables` does not list it.)"""
+    return type(f"{export.__name__}PythonPath", (export,), {"database_lines": False})

@@ -12,11 +12,7 @@ import tempfile
 import time
 
 import sqlalchemy as sa
-from sqlalchemy import Select, select
 from sqlalchemy.dialects import mysql
-
-from bq_etl.cadence import Cadence
-from bq_etl.manager import ExportShardManager
 
 from .table import FILL_VERSION, database_url, schema_name
 
@@ -104,22 +100,3 @@ def _is_built(connection: sa.Connection, rows: int) -> bool:
     if comment != FILL_VERSION:
         return False
     return connection.execute(sa.select(sa.func.count()).select_from(visits)).scalar_one() == rows
-
-
-class MariaDBVisitsExport(ExportShardManager):
-    """Every visit of the MariaDB table, column for column (the bench's VisitsExport there)."""
-
-    table_name = "visits"
-    schema_file = "visits_mariadb.json"
-    cadence = Cadence.HOURLY
-    shard_key = visits.c.id
-    shard_size = int(os.environ.get("BENCH_SHARD_SIZE", 1_000_000))
-
-    def query(self) -> Select:
-        return select(visits)
-
-
-class MariaDBVisitsPythonPathExport(MariaDBVisitsExport):
-    """The same export with MariaDB's line building off."""
-
-    database_lines = False
