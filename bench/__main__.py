@@ -97,10 +97,10 @@ def bench(args: argparse.Namespace) -> None:
         big = _case(f"3 exporter, {args.rows:,}-row shard of {BIG_ROWS:,}", "shard",
                     env={"DATABASE_URL": database_url(BIG_ROWS), "BENCH_SHARD_SIZE": str(args.rows)})
     runs: dict[int, Measurement] = {}
-    database_speedup = None
     if not args.no_e2e:
         runs = _end_to_end(e2e_rows, args.e2e_shards, args.repeat)
-        database_speedup = _database_speedup(e2e_rows, args.repeat)
+        database = _database_alone(e2e_rows, args.repeat)
+        database_speedup = database[0].seconds / database[1].seconds
 
     print()
     print(f"exporter vs limit {exporter.rows_per_second / limit.rows_per_second:.2f}, "
@@ -127,6 +127,12 @@ def bench(args: argparse.Namespace) -> None:
               f"{runs[2].extra['load_seconds']:.1f} s); fastest of {args.repeat} rounds")
         print(f"the database's own speedup with 2 processes (psql \\copy of each half of the table at once) "
               f"{database_speedup:.2f}: the shard phase scales {_shard_speedup(runs) / database_speedup:.2f} of that")
+        cpus, busy, busy_alone = os.cpu_count() or 1, _busy_one_worker(runs), _cores(database[0].extra["cpu"], database[0].seconds)
+        print(f"on {cpus} cores a second process can only use what the first leaves idle: with one worker the "
+              f"plan and shards keep {busy:.2f} cores busy (the workers, PostgreSQL and the storage emulator), so "
+              f"two can be at most {cpus / busy:.2f}x as fast; PostgreSQL alone keeps {busy_alone:.2f} busy "
+              f"(at most {cpus / busy_alone:.2f}x). With the database's measured {database_speedup:.2f}x, "
+              f"scaling/database can reach at most {cpus / busy / database_speedup:.2f} here")
     print(f"wall time {time.monotonic() - started:.0f} s; load average {_load()}")
     print(figure("exporter/limit", exporter.rows_per_second / limit.rows_per_second))
     print(figure("exporter/naive", exporter.rows_per_second / naive.rows_per_second))
@@ -141,6 +147,9 @@ def bench(args: argparse.Namespace) -> None:
         print(figure("workers2/workers1", runs[1].seconds / runs[2].seconds))
         print(figure("workers2/workers1_without_load", _phase(runs[1]) / _phase(runs[2])))
         print(figure("scaling/database", _shard_speedup(runs) / database_speedup))
+        print(figure("scaling/database_ceiling", (os.cpu_count() or 1) / _busy_one_worker(runs) / database_speedup))
+        print(figure("cores/shards_1worker", _busy_one_worker(runs)))
+        print(figure("cores/database_1process", _cores(database[0].extra["cpu"], database[0].seconds)))
         print(figure("peak_mb_e2e", max(run.peak_mb for run in runs.values()), 0))
     print(figure("peak_mb_1m", exporter.peak_mb, 0))
     if maria["exporter"]:
@@ -161,17 +170,33 @@ def _mariadb_round(best: dict[str, Measurement | None], rows: int, env: dict[str
         best[key] = _fastest(best[key], _case(label + tag, name, **kwargs))
 
 
-def _database_speedup(rows: int, repeat: int) -> float:
-    """PostgreSQL's own speedup with two processes on the end-to-end table: the seconds psql's
-    `\\copy` of row_to_json takes for the whole table, over those of two at once, one per half
-    (fastest of `repeat` rounds each)."""
+def _database_alone(rows: int, repeat: int) -> tuple[Measurement, Measurement]:
+    """PostgreSQL alone on the end-to-end table, for its own speedup with two processes: psql's
+    `\\copy` of row_to_json for the whole table, and two at once, one per half (fastest of
+    `repeat` rounds each)."""
     one = two = None
     for _ in range(repeat):
         one = _fastest(one, _run("limit", rows=rows))
         two = _fastest(two, _run("limit_halves", rows=rows))
-    print(f"PostgreSQL alone, psql \\copy of {rows:,} rows: 1 process {one.seconds:.2f} s, "
-          f"2 processes (a half each) {two.seconds:.2f} s", flush=True)
-    return one.seconds / two.seconds
+    print(f"PostgreSQL alone, psql \\copy of {rows:,} rows: 1 process {one.seconds:.2f} s "
+          f"(CPU s: {_cpu_parts(one.extra['cpu'])}; {_cores(one.extra['cpu'], one.seconds):.2f} cores busy), "
+          f"2 processes (a half each) {two.seconds:.2f} s "
+          f"({_cores(two.extra['cpu'], two.seconds):.2f} cores busy)", flush=True)
+    return one, two
+
+
+def _busy_one_worker(runs: dict[int, Measurement]) -> float:
+    """Cores the 1-worker run kept busy while planning and exporting."""
+    return _cores(runs[1].extra["cpu_shards"], runs[1].extra["until_load_seconds"])
+
+
+def _cpu_parts(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{part} {seconds:.1f}" for part, seconds in cpu.items())
+
+
+def _cores(cpu: dict[str, float], seconds: float) -> float:
+    """How many cores the case's own parts kept busy on average over `seconds` (not "other")."""
+    return sum(value for part, value in cpu.items() if part != "other") / seconds
 
 
 def _shard_speedup(runs: dict[int, Measurement]) -> float:
@@ -213,6 +238,8 @@ def _end_to_end(rows: int, shards: int, repeat: int) -> dict[int, Measurement]:
                 print(row(label, m), flush=True)
                 print(f"{'':<6}plan {m.extra['plan_seconds']:.1f} s, shards {m.extra['shards_seconds']:.1f} s, "
                       f"load {m.extra['load_seconds']:.1f} s", flush=True)
+                print(f"{'':<6}CPU s until the load: {_cpu_parts(m.extra['cpu_shards'])}; "
+                      f"{_cores(m.extra['cpu_shards'], m.extra['until_load_seconds']):.2f} cores busy", flush=True)
                 runs[workers] = _fastest(runs.get(workers), m)
     return runs
 

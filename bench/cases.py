@@ -20,9 +20,10 @@ import sqlalchemy as sa
 
 from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS
 
+from .cpu import CpuSampler, pids_running
 from .mariadb import mariadb_url
 from .mariadb import visits as mariadb_visits
-from .table import database_url, visits
+from .table import DATABASE, database_url, visits
 
 
 @dataclass
@@ -70,17 +71,27 @@ def limit_halves(rows: int, out: str) -> Measurement:
 def _psql_copies(rows: int, copies: list[tuple[str, str]]) -> Measurement:
     """Run a psql `\\copy` per (query, file) at once; time them from the first start to the
     last end."""
-    started = perf_counter()
-    processes = [
-        subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", _libpq_url(rows),
-                          "-c", f"\\copy {query} TO '{out}' {_AS_THEY_ARE}"])
-        for query, out in copies
-    ]
-    if any(process.wait() for process in processes):
+    processes: list[subprocess.Popen] = []
+    with CpuSampler({"psql": (lambda: [p.pid for p in processes], False),
+                     "postgres": (postgres_backends, False)}) as cpu:
+        started = perf_counter()
+        processes += [
+            subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", _libpq_url(rows),
+                              "-c", f"\\copy {query} TO '{out}' {_AS_THEY_ARE}"])
+            for query, out in copies
+        ]
+        failed = [process.wait() for process in processes]
+        seconds = perf_counter() - started
+    if any(failed):
         raise RuntimeError("psql \\copy failed")
-    seconds = perf_counter() - started
     return Measurement(rows=sum(_ndjson_lines(out) for _, out in copies),
-                       bytes=sum(Path(out).stat().st_size for _, out in copies), seconds=seconds)
+                       bytes=sum(Path(out).stat().st_size for _, out in copies), seconds=seconds,
+                       extra={"cpu": cpu.seconds()})
+
+
+def postgres_backends() -> list[int]:
+    """The PostgreSQL server processes serving connections to the bench database now."""
+    return pids_running("postgres:", f" {DATABASE} ")
 
 
 def copy_limit(rows: int, out: str) -> Measurement:

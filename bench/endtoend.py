@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cases import Measurement
+from .cpu import CpuSampler, pids_running
 from .memory import peak_rss_mb
 
 POLL_SECONDS = 0.05
@@ -56,19 +57,23 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as processes:
             # Stopped on exit with SIGTERM, RQ's warm shutdown: an idle worker exits at once.
-            for number in range(workers):
-                processes.enter_context(child_process(
-                    [sys.executable, "-m", "flask", "export", "worker"],
-                    log=Path(log_dir) / f"worker-{workers}-{number}.log", cwd=ROOT,
-                ))
+            pool = [processes.enter_context(child_process(
+                [sys.executable, "-m", "flask", "export", "worker"],
+                log=Path(log_dir) / f"worker-{workers}-{number}.log", cwd=ROOT,
+            )) for number in range(workers)]
             _wait_for(lambda: Worker.count(connection=exporter.redis, queue=exporter.queue) == workers,
                       deadline, "workers to register")
-            started = time.monotonic()
-            start_job = enqueue_run(exporter, table)
-            planned = _result(start_job, deadline)
-            load_job = Job.fetch(planned["load_job_id"], connection=exporter.redis)
-            summary = _result(load_job, deadline)
-            seconds = time.monotonic() - started
+            with _sampler(pool) as cpu:
+                started = time.monotonic()
+                start_job = enqueue_run(exporter, table)
+                planned = _result(start_job, deadline)
+                load_job = Job.fetch(planned["load_job_id"], connection=exporter.redis)
+                # The load job starts once every shard has finished: the CPU until then is the
+                # plan's and the shards'.
+                _wait_for(lambda: load_job.get_status(refresh=True) != "deferred", deadline, "the shards")
+                cpu_shards, until_load = cpu.seconds(), time.monotonic() - started
+                summary = _result(load_job, deadline)
+                seconds = time.monotonic() - started
             shard_jobs = Job.fetch_many(load_job.args[3], connection=exporter.redis)
     if summary["status"] != "loaded" or summary["rows"] != planned["planned_rows"]:
         raise RunFailed(f"the run did not load every row: {summary}")
@@ -81,8 +86,29 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
             "plan_seconds": _span([start_job]),
             "shards_seconds": _span(shard_jobs),
             "load_seconds": _span([load_job]),
+            "cpu_shards": cpu_shards,
+            "until_load_seconds": until_load,
+            "cpu": cpu.seconds(),
         },
     )
+
+
+def _sampler(workers: list[Any]) -> CpuSampler:
+    """CPU of the run's parts: the workers with their work horses, the PostgreSQL backends
+    serving the bench database, each emulator, and this process (which enqueues and polls)."""
+    import os
+
+    from .cases import postgres_backends
+
+    storage_port = os.environ["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1]
+    bigquery_port = os.environ["ETL_BIGQUERY_API_ENDPOINT"].rsplit(":", 1)[1]
+    return CpuSampler({
+        "workers": (lambda: [worker.pid for worker in workers], True),
+        "postgres": (postgres_backends, False),
+        "storage emulator": (lambda: pids_running("gcp-storage-emulator", storage_port), False),
+        "bigquery emulator": (lambda: pids_running("bqemulator", bigquery_port), False),
+        "bench": (lambda: [os.getpid()], False),
+    })
 
 
 def _result(job: Any, deadline: float) -> Any:
