@@ -25,8 +25,10 @@ class RunFailed(RuntimeError):
     """A job of the bench run failed or did not finish in time."""
 
 
-def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
-    """Export the bench table with `workers` RQ workers and load it into the BigQuery emulator.
+def end_to_end(workers: int, log_dir: str, timeout: float = 900, offline: bool = False) -> Measurement:
+    """Export the bench table with `workers` RQ workers and load it into the BigQuery emulator;
+    with `offline`, only plan and export it, into the storage stand-in (`VisitsOfflineExport`),
+    and let its load fail.
 
     Settings come from the environment (`bench.__main__` sets them). The peak RSS is that of
     the largest worker process or forked work horse.
@@ -42,9 +44,9 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
     from bq_etl.jobs import enqueue_run
     from bq_etl.provision import provision
 
-    from .exports import VisitsExport
+    from .exports import VisitsExport, VisitsOfflineExport
 
-    table = VisitsExport.table_name
+    table = (VisitsOfflineExport if offline else VisitsExport).table_name
     app = create_app()
     with app.app_context():
         exporter = state()
@@ -72,11 +74,20 @@ def end_to_end(workers: int, log_dir: str, timeout: float = 900) -> Measurement:
                 # plan's and the shards'.
                 _wait_for(lambda: load_job.get_status(refresh=True) != "deferred", deadline, "the shards")
                 cpu_shards, until_load = cpu.seconds(), time.monotonic() - started
-                summary = _result(load_job, deadline)
+                if offline:
+                    _wait_for(lambda: load_job.get_status(refresh=True) in ("finished", "failed"),
+                              deadline, "the load to end")
+                    load_job.refresh()  # for its timestamps
+                else:
+                    summary = _result(load_job, deadline)
                 seconds = time.monotonic() - started
             shard_jobs = Job.fetch_many(load_job.args[3], connection=exporter.redis)
-    if summary["status"] != "loaded" or summary["rows"] != planned["planned_rows"]:
-        raise RunFailed(f"the run did not load every row: {summary}")
+    results = [job.return_value() for job in shard_jobs]
+    if offline:
+        summary = {"status": "exported", "rows": sum(r["rows"] for r in results),
+                   "bytes": sum(r["bytes"] for r in results)}
+    if summary["rows"] != planned["planned_rows"] or not (offline or summary["status"] == "loaded"):
+        raise RunFailed(f"the run did not {'export' if offline else 'load'} every row: {summary}")
     return Measurement(
         rows=summary["rows"], bytes=summary["bytes"], seconds=seconds,
         peak_mb=peak_rss_mb(resource.RUSAGE_CHILDREN),

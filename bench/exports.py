@@ -26,6 +26,20 @@ class VisitsExport(ExportShardManager):
         return select(self.visits)
 
 
+class VisitsOfflineExport(VisitsExport):
+    """The same export whose shards go to case 3's storage stand-in (read, counted, sent
+    nowhere) instead of the bucket: the shard phase through RQ workers without the network, and
+    without the storage emulator's CPU, which Cloud Storage does not take from the workers'
+    machine. Its runs load nothing (their load finds no files)."""
+
+    table_name = "visits_offline"
+
+    def deliver(self, bucket, object_name, lines, gzip_level):
+        from .local_storage import local_bucket
+
+        return local_bucket().write(object_name, lines, gzip_level=gzip_level)
+
+
 class MariaDBVisitsExport(VisitsExport):
     """The same export of the MariaDB copy of the table (`bench.mariadb`)."""
 
