@@ -18,7 +18,7 @@ from rq import Queue
 from rq import Worker as RQWorker
 from rq import worker_registration
 from rq.registry import clean_registries
-from rq.utils import as_text, utcnow
+from rq.utils import as_text
 
 #: How long a job may sit on the intermediate list, out of the StartedJobRegistry, before it is
 #: taken for stuck: a worker dequeues it and its horse registers it within a second or two.
@@ -35,6 +35,8 @@ class Worker(RQWorker):
     if _rq_version() < (1, 16):
         def clean_registries(self) -> None:
             """RQ 1.15's registry maintenance, with `clean_intermediate_queue`'s wait added."""
+            from rq.utils import utcnow  # RQ 1.x only: RQ 2 renamed it `now`
+
             for queue in self.queues:
                 if queue.acquire_maintenance_lock():
                     self.log.info("Cleaning registries for queue: %s", queue.name)

@@ -13,6 +13,8 @@ from bq_etl.jobs import enqueue_run
 from bq_etl.worker import STUCK_AFTER, Worker, clean_intermediate_queue
 from api.demo.seed import seed
 
+RQ_VERSION = tuple(int(part) for part in rq.VERSION.split(".")[:2])
+
 
 def dequeued_not_started(redis, name="bq-etl-worker-test"):
     """A queue whose one job (with retries) a worker has taken off the queue (RQ's LMOVE onto
@@ -21,6 +23,19 @@ def dequeued_not_started(redis, name="bq-etl-worker-test"):
     job = queue.enqueue("os.getpid", retry=Retry(max=3))
     redis.lmove(queue.key, queue.intermediate_queue_key)
     return queue, job
+
+
+def mark_started(queue, job, ttl=600):
+    """What a work horse does as it begins `job`: put it in the StartedJobRegistry (RQ 2 and
+    newer register an execution of the job instead of the job itself)."""
+    if RQ_VERSION < (2, 0):
+        queue.started_job_registry.add(job, ttl)
+        return
+    from rq.executions import Execution
+
+    with queue.connection.pipeline() as pipeline:
+        Execution.create(job, ttl, pipeline)
+        pipeline.execute()
 
 
 def test_maintenance_leaves_a_job_that_another_worker_has_just_dequeued(redis):
@@ -40,7 +55,7 @@ def test_rq_1_15s_own_maintenance_would_run_that_job_a_second_time(redis):
     RQWorker([queue], connection=redis).clean_registries()
 
     job.refresh()
-    if tuple(int(p) for p in rq.VERSION.split(".")[:2]) < (1, 16):
+    if RQ_VERSION < (1, 16):
         assert (queue.job_ids, job.retries_left) == ([job.id], 2)  # why bq_etl.worker exists
     else:  # RQ 1.16 and newer wait, as bq_etl.worker does on 1.15
         assert (queue.job_ids, job.retries_left) == ([], 3)
@@ -65,7 +80,7 @@ def test_a_job_that_started_between_two_passes_is_forgotten(redis):
     worker = Worker([queue], connection=redis)
     clean_intermediate_queue(worker, queue, now=1000.0)
 
-    queue.started_job_registry.add(job, 600)  # its horse began it
+    mark_started(queue, job)  # its horse began it
     assert clean_intermediate_queue(worker, queue, now=1000.0 + STUCK_AFTER) == []
 
     job.refresh()
