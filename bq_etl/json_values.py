@@ -18,6 +18,9 @@ from typing import Any, Iterator
 import orjson
 from sqlalchemy import Connection, event
 
+#: BigQuery's JSON type is refused containers nested this deep (orjson's own limit is 255 levels,
+#: and a line nests the value in a record of its own).
+MAX_DEPTH = 200
 # Any integer outside int64/uint64 has 19 digits or more; so does a float orjson and json.loads
 # might round differently. The run may sit inside a string too: parsed slowly, but the same.
 _LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")
@@ -33,6 +36,37 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         except orjson.JSONDecodeError:
             pass  # json.loads reads some of these (1e400 as inf) for the encoder to refuse
     return json.loads(raw)
+
+
+class CheckedJSON:
+    """A JSON column's value whose parse proved it fits BigQuery's JSON type as it is: the
+    encoder writes `value` without walking it again. Only `column_value` makes one."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def column_value(data: bytes | bytearray | memoryview | str) -> Any:
+    """A JSON column's text as the encoder takes it: `JSON_NULL` for JSON null, else the value
+    `loads` gives, as a `CheckedJSON` where its parse proved it fits.
+
+    orjson reads only finite floats and valid UTF-8, and without a run of 19 digits no integer
+    can leave int64; nor can a text of at most MAX_DEPTH brackets nest deeper. That leaves
+    nothing the encoder's walk over the value could refuse."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if _LONG_DIGIT_RUN.search(raw) is None:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = json.loads(raw)
+        else:
+            if value is not None and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+                return CheckedJSON(value)
+    else:
+        value = json.loads(raw)
+    return JSON_NULL if value is None else value
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from psycopg.types.string import ByteaBinaryLoader
 from sqlalchemy import ARRAY, Enum, Select
 from sqlalchemy.engine import Dialect
 
+from .json_values import MAX_DEPTH
 from .schema import TYPE_NAMES
 from .shard import shard_query
 from .suspect_rows import with_suspects_encoded
@@ -41,13 +42,12 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 2_000
 
 _MAX_SAFE_INTEGER = 2**53 - 1
-# The encoder refuses JSON containers nested this deep (serialize._MAX_JSON_DEPTH). (JSON numbers
-# outside int64/uint64 are looked for in the lines: see _rows_with_long_numbers.)
-_JSON_DEPTH = 200
+# The encoder refuses JSON containers nested MAX_DEPTH deep. (JSON numbers outside int64/uint64
+# are looked for in the lines: see _rows_with_long_numbers.)
 # A jsonb value nesting N containers takes at least 8 bytes per level (a container header and
 # the JEntry pointing at it), so a smaller uncompressed value cannot be too deep: the cheap test
 # spares the jsonpath walk for almost every row.
-_JSON_DEPTH_MIN_BYTES = 8 * _JSON_DEPTH
+_JSON_DEPTH_MIN_BYTES = 8 * MAX_DEPTH
 # A json (not jsonb) value is read as jsonb. The cast fails on \u0000, unpaired surrogates
 # (every \uD800-\uDFFF escape is flagged) and numbers beyond the numeric type (an exponent, a
 # text over 100,000 bytes); and jsonb rewrites numbers the Python path reads from the text as
@@ -365,7 +365,7 @@ def _json(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | 
     required = (f"jsonb_typeof({ref}) = 'null'",) if field.mode == "REQUIRED" else ()
     return _Field(value, cast + required + (
         f"CASE WHEN pg_column_size({ref}) < {_JSON_DEPTH_MIN_BYTES} AND pg_column_compression({ref}) IS NULL "
-        f"THEN false ELSE jsonb_path_exists({ref}, 'strict $.**{{{_JSON_DEPTH}}}') END",
+        f"THEN false ELSE jsonb_path_exists({ref}, 'strict $.**{{{MAX_DEPTH}}}') END",
     ))
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Numeric, Select, Te
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
 
-from .json_values import JSON_NULL, loads
+from .json_values import JSON_NULL, column_value, loads
 
 _ONE_DAY = timedelta(days=1)
 # Any decimal of up to 15 significant digits survives a round trip through a double (DBL_DIG):
@@ -191,6 +191,8 @@ class _JSONOrNull(TypeDecorator):
                 "SQLite stored this JSON number as a binary float, so its JSON text is lost; "
                 "declare the column with TEXT affinity (e.g. JSON().with_variant(Text, 'sqlite'))"
             )
+        if self.parse is loads:
+            return column_value(value)
         parsed = self.parse(value)
         return JSON_NULL if parsed is None else parsed
 

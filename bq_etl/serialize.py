@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from .errors import RecordError, SchemaError
-from .json_values import JSON_NULL
+from .json_values import JSON_NULL, MAX_DEPTH, CheckedJSON
 from .schema import TYPE_NAMES, check_schema
 
 if TYPE_CHECKING:
@@ -27,10 +27,14 @@ Converter = Callable[[Any], Any]
 _MAX_SAFE_INTEGER = 2**53 - 1  # beyond this a JSON number loses digits in many readers
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
-# orjson refuses documents nested deeper than 255 levels; keep room for the line and its records.
-_MAX_JSON_DEPTH = 200
 _ONE_DAY = timedelta(days=1)
 _UTC = timezone.utc
+# Zones seen to be UTC at every instant (so their datetimes are written as they are, with "Z"):
+# fixed zones of offset zero, added as met (a database session in UTC gives ZoneInfo("Etc/UTC")).
+_UTC_ZONES: set[tzinfo] = {_UTC}
+_UTC_ZONE_KEYS = frozenset({
+    "UTC", "UCT", "Universal", "Zulu", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu",
+})
 # Converters hand orjson a datetime, date or time it writes in BigQuery's form as it is: an
 # aware datetime only when in UTC (written with "Z"), never a naive one meaning UTC.
 _LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
@@ -90,13 +94,13 @@ class RecordEncoder:
         names = [name for name, *_ in self._fields]
         if len(set(keys)) != len(keys) or set(keys) != set(names):
             return None
-        in_schema_order = itemgetter(*[list(keys).index(name) for name in names])
-        convert_values, encode = _values_converter(self._fields), self.encode
+        # A row's values are read by position, in schema order.
+        fetch = [f"row[{list(keys).index(name)}]" for name in names]
+        convert_row, encode = _values_converter(self._fields, fetch, "row"), self.encode
 
         def encode_row(row: Sequence[Any]) -> bytes:
             try:
-                values = in_schema_order(row)
-                return orjson.dumps(convert_values(values if len(names) > 1 else (values,)), option=_LINE_OPTIONS)
+                return orjson.dumps(convert_row(row), option=_LINE_OPTIONS)
             except _Invalid:
                 return encode(dict(zip(keys, row)))  # raises the RecordError naming the row
 
@@ -110,49 +114,83 @@ def _record_converter(fields: Sequence[SchemaField], zone: tzinfo | None) -> Con
 
 
 def _compiled_fields(fields: Sequence[SchemaField], zone: tzinfo | None) -> tuple[tuple[Any, ...], ...]:
-    """Each field's name, converter, whether it is REQUIRED, its expected type and plain type."""
+    """Each field's name, converter, whether it is REQUIRED, its expected type, and the test
+    (a Python expression in `{v}`) that its commonest valid values pass unchanged, or None."""
     return tuple(
-        (field.name, converter, field.mode == "REQUIRED", _expected(field), _PLAIN_TYPES.get(converter))
+        (field.name, converter, field.mode == "REQUIRED", _expected(field), _unchanged_test(field, zone))
         for field in fields
         for converter in (_field_converter(field, zone),)
     )
 
 
-def _values_converter(compiled: tuple[tuple[Any, ...], ...]) -> Callable[[Iterable[Any]], dict[str, Any]]:
-    """What a line holds for a record's values given in the fields' order."""
+def _unchanged_test(field: SchemaField, zone: tzinfo | None) -> str | None:
+    """An expression true of a value `{v}` the field's converter would return as it is: the
+    commonest valid values, tested inline because a converter call per value would dominate the
+    cost. Everything else goes through the converter, which has the final word."""
+    if field.mode == "REPEATED" or field.max_length is not None:
+        return None
+    field_type = TYPE_NAMES[field.field_type]
+    if field_type == "TIMESTAMP" and zone is not _UTC:
+        return None
+    return _UNCHANGED_TESTS.get(field_type)
 
-    def convert_values(values: Iterable[Any]) -> dict[str, Any]:
-        """The line's fields of a record's values, given in schema order."""
-        row = {}
-        for (name, converter, required, expected, plain), value in zip(compiled, values):
-            if value is None:  # SQL NULL: left out of the line
-                if required:
-                    raise _Invalid(None, expected, "the column is REQUIRED", f".{name}")
-                continue
-            # The commonest valid values inline: a converter call per value would dominate the cost.
-            if type(value) is plain and (
-                plain is str and value.isascii()
-                or plain is int and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
-                or plain is bool
-            ):
-                row[name] = value
-                continue
-            try:
-                row[name] = converter(value)
-            except _Invalid as e:
-                e.path = f".{name}{e.path}"
-                raise
-        return row
 
-    return convert_values
+_UNCHANGED_TESTS = {
+    "INTEGER": f"type({{v}}) is int and {-_MAX_SAFE_INTEGER} <= {{v}} <= {_MAX_SAFE_INTEGER}",
+    "STRING": "type({v}) is str and {v}.isascii()",
+    "BOOLEAN": "{v} is True or {v} is False",
+    "FLOAT": "type({v}) is float and -inf < {v} < inf",
+    "DATE": "type({v}) is date",
+    # orjson writes a non-zero fraction as BigQuery's six digits, and these zones with "Z".
+    "DATETIME": "type({v}) is datetime and {v}.microsecond and {v}.tzinfo is None",
+    "TIMESTAMP": "type({v}) is datetime and {v}.microsecond and {v}.tzinfo in utc_zones",
+}
+
+
+def _values_converter(compiled: tuple[tuple[Any, ...], ...], fetch: Sequence[str],
+                      argument: str) -> Callable[[Any], dict[str, Any]]:
+    """What a line holds for a record's values: a function of `argument` generated for the
+    schema, whose field values are the `fetch` expressions (Python source in `argument`, one
+    per field, in schema order). It is one straight run of tests per field, with no loop, no
+    tuple and no call for the commonest values: per value, those cost more than the tests."""
+    namespace: dict[str, Any] = {
+        "_Invalid": _Invalid, "inf": math.inf, "date": date, "datetime": datetime, "utc_zones": _UTC_ZONES,
+    }
+    source = [f"def convert_values({argument}):"]
+    source += [f"    v{index} = {expression}" for index, expression in enumerate(fetch)]
+    source.append("    line = {}")
+    for index, (name, converter, required, expected, unchanged) in enumerate(compiled):
+        v, path = f"v{index}", repr(f".{name}")
+        namespace[f"convert{index}"], namespace[f"expected{index}"] = converter, expected
+        if required:
+            source += [f"    if {v} is None:",
+                       f"        raise _Invalid(None, expected{index}, 'the column is REQUIRED', {path})"]
+            indent = "    "
+        else:  # SQL NULL: left out of the line
+            source.append(f"    if {v} is not None:")
+            indent = "        "
+        convert = [f"try:",
+                   f"    {v} = convert{index}({v})",
+                   f"except _Invalid as e:",
+                   f"    e.path = {path} + e.path",
+                   f"    raise"]
+        if unchanged:
+            source.append(f"{indent}if not ({unchanged.format(v=v)}):")
+            source += [f"{indent}    {statement}" for statement in convert]
+        else:
+            source += [f"{indent}{statement}" for statement in convert]
+        source.append(f"{indent}line[{name!r}] = {v}")
+    source.append("    return line")
+    label = f"<record converter of {', '.join(item[0] for item in compiled)}>"
+    exec(compile("\n".join(source), label, "exec"), namespace)
+    return namespace["convert_values"]
 
 
 def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
     """What a line holds for a record given as a mapping of field name to value."""
     names = frozenset(item[0] for item in compiled)
     columns = ", ".join(item[0] for item in compiled)
-    field_names = tuple(item[0] for item in compiled)
-    convert_values = _values_converter(compiled)
+    convert_values = _values_converter(compiled, [f"get({item[0]!r})" for item in compiled], "get")
 
     def convert(record: Any) -> dict[str, Any]:
         if type(record) is not dict and not isinstance(record, Mapping):
@@ -163,7 +201,7 @@ def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
                 record[unknown], "no such column in schema",
                 f"the schema has only: {columns}", f".{unknown}",
             )
-        return convert_values(map(record.get, field_names))
+        return convert_values(record.get)
     return convert
 
 
@@ -386,6 +424,8 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
         offset = None if value_zone is None else value.utcoffset()
         if offset is not None and not offset:
             # Already UTC (a database session in UTC gives ZoneInfo("Etc/UTC")): no shift needed.
+            if _always_utc(value_zone):
+                _UTC_ZONES.add(value_zone)
             return _utc(value)
         if offset is None:
             if zone is None:
@@ -402,6 +442,13 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
         return _utc(value)
 
     return convert
+
+
+def _always_utc(zone: tzinfo) -> bool:
+    """Whether `zone` has offset zero at every instant, not just now."""
+    if type(zone) is timezone:
+        return not zone.utcoffset(None)
+    return type(zone) is ZoneInfo and zone.key in _UTC_ZONE_KEYS
 
 
 def _datetime(value: Any) -> datetime | str:
@@ -486,6 +533,8 @@ def _wall_clock_text(value: datetime | time) -> str:
 def _json(value: Any) -> Any:
     """A JSON column: the value itself, after checking orjson and BigQuery can both hold it;
     JSON_NULL as JSON null."""
+    if type(value) is CheckedJSON:
+        return value.value
     if value is JSON_NULL:
         return None  # orjson writes null: BigQuery stores JSON null, not SQL NULL
     try:
@@ -511,8 +560,8 @@ def _check_json(value: Any, depth: int) -> None:
     # Decimal is refused rather than converted: a float would round it, a string would change its type.
     kind = type(value)
     if kind is dict or kind is list or kind is tuple:
-        if depth >= _MAX_JSON_DEPTH:
-            raise _Invalid(value, "JSON", f"nested deeper than {_MAX_JSON_DEPTH} levels")
+        if depth >= MAX_DEPTH:
+            raise _Invalid(value, "JSON", f"nested deeper than {MAX_DEPTH} levels")
         is_object = kind is dict
         for key, item in value.items() if is_object else enumerate(value):
             if is_object and (type(key) is not str or not key.isascii()):
