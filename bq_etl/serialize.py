@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -313,6 +314,9 @@ def _boolean(value: Any) -> bool:
 
 def _string(value: Any) -> str:
     if type(value) is not str and not isinstance(value, str):
+        if isinstance(value, Enum):
+            raise _Invalid(value, "STRING", "an enum member is not text: make the record hold the text to "
+                                            "write (member.name, as SQLAlchemy stores it, or member.value)")
         raise _Invalid(value, "STRING", "no implicit conversion to text")
     if not value.isascii():
         _check_utf8(value, "STRING")
