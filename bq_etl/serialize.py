@@ -41,10 +41,15 @@ _UTC_ZONE_KEYS = frozenset({
 _LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
 
 
+#: Why a NULL in a REQUIRED field is refused, and what to do.
+REQUIRED_NULL = ("the field is REQUIRED in the schema file; make it NULLABLE there, or leave out or COALESCE "
+                 "the NULLs in the query")
+
+
 class _Invalid(Exception):
     """A value a converter refuses; `path` grows (".name", "[2]") as it leaves nested values."""
 
-    def __init__(self, value: Any, expected: str, reason: str = "", path: str = ""):
+    def __init__(self, value: Any, expected: str | None, reason: str = "", path: str = ""):
         self.value = value
         self.expected = expected
         self.reason = reason
@@ -60,8 +65,10 @@ class RecordEncoder:
         schema: Sequence[SchemaField],
         key_column: str,
         naive_timestamp_zone: tzinfo | None = timezone.utc,
+        schema_file: object = None,
     ):
-        """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`."""
+        """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`.
+        `schema_file`, where the schema was read from, is named in errors."""
         check_schema(schema, f"schema of table {table!r}")
         if key_column not in {field.name for field in schema}:
             raise SchemaError(
@@ -70,6 +77,7 @@ class RecordEncoder:
         self.table = table
         self.key_column = key_column
         self.naive_timestamp_zone = naive_timestamp_zone
+        self.schema_file = schema_file
         self._fields = _compiled_fields(schema, naive_timestamp_zone)
         self._convert = _mapping_converter(self._fields)
         self._expected = {field.name: _expected(field) for field in schema}
@@ -85,8 +93,18 @@ class RecordEncoder:
         except _Invalid as e:
             key = record.get(self.key_column) if isinstance(record, Mapping) else None
             # Paths start with the "." a nested field adds; a top-level column has none.
-            raise RecordError(self.table, key, e.path[1:], e.value, e.expected, e.reason) from None
+            column = e.path[1:]
+            reason = e.reason if e.expected is not None else self._not_in_schema(column, e.reason)
+            raise RecordError(self.table, key, column, e.value, e.expected, reason) from None
         return orjson.dumps(row, option=_LINE_OPTIONS)
+
+    def _not_in_schema(self, column: str, fields: str) -> str:
+        """What to do about a record's column the schema does not have (`fields`: those it has there)."""
+        where = f" {self.schema_file}" if self.schema_file else ""
+        parent = column.rpartition(".")[0]
+        return (f"the column is not in the table's schema file{where} (fields{f' of {parent!r}' if parent else ''}: "
+                f"{fields}); add the field to the schema file, or leave the column out of the query (or of the "
+                "records to_record builds)")
 
     def row_encoder(self, keys: Sequence[str]) -> Callable[[Sequence[Any]], bytes] | None:
         """`encode` for records given as rows of values named `keys` (the default records of a
@@ -165,7 +183,7 @@ def _values_converter(compiled: tuple[tuple[Any, ...], ...], fetch: Sequence[str
         namespace[f"convert{index}"], namespace[f"expected{index}"] = converter, expected
         if required:
             source += [f"    if {v} is None:",
-                       f"        raise _Invalid(None, expected{index}, 'the column is REQUIRED', {path})"]
+                       f"        raise _Invalid(None, expected{index}, {REQUIRED_NULL!r}, {path})"]
             indent = "    "
         else:  # SQL NULL: left out of the line
             source.append(f"    if {v} is not None:")
@@ -198,10 +216,8 @@ def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
             raise _Invalid(record, "RECORD")
         if not names.issuperset(record):
             unknown = next(k for k in record if k not in names)
-            raise _Invalid(
-                record[unknown], "no such column in schema",
-                f"the schema has only: {columns}", f".{unknown}",
-            )
+            # No expected type: the encoder words the reason (it knows the schema file).
+            raise _Invalid(record[unknown], None, columns, f".{unknown}")
         return convert_values(record.get)
     return convert
 

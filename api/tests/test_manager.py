@@ -79,6 +79,23 @@ def test_every_row_is_written_once_in_key_order_whatever_the_batching(tracks, ex
     assert records_of(export()) == [{"id": i, "name": name.format(i)} for i in range(1, ROWS + 1)]
 
 
+def test_a_column_the_schema_file_lacks_is_refused_naming_the_file(app):
+    db.session.add_all([CareTrack(id=1, name="t1"), CareTrack(id=2, name="t2")])
+    db.session.commit()
+
+    class WiderTracksExport(PlainTracksExport):
+        def query(self) -> sa.Select:
+            return sa.select(CareTrack.id, CareTrack.name, CareTrack.description)
+
+    with pytest.raises(RecordError) as caught:
+        records_of(WiderTracksExport())
+
+    assert str(caught.value).startswith(
+        f"table 'tracks', row key 1, column 'description': the column is not in the table's schema file "
+        f"{WiderTracksExport.schema_path()} (fields: id, name); add the field to the schema file, or leave the "
+        "column out of the query")
+
+
 # --- reading each value exactly, or naming the row it cannot be read from ------------------------
 
 @pytest.fixture
