@@ -84,6 +84,7 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         text = cast(column, Text) if dialect.driver == "psycopg" else column
         return type_coerce(text, _JSONOrNull(parse))
 
+    # Records are the row's columns: an enum class's column as its stored text (module docstring).
     if json_nulls and isinstance(impl, Enum) and impl.enum_class is not None:
         return type_coerce(column, _StoredText())
     return column

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from enum import Enum
+from os import PathLike
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -65,7 +66,7 @@ class RecordEncoder:
         schema: Sequence[SchemaField],
         key_column: str,
         naive_timestamp_zone: tzinfo | None = timezone.utc,
-        schema_file: object = None,
+        schema_file: str | PathLike[str] | None = None,
     ):
         """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`.
         `schema_file`, where the schema was read from, is named in errors."""
