@@ -6,6 +6,9 @@
 True to let the request through, a response to send instead (e.g. a 401 asking for login),
 or anything else for 403. Without `auth` every request is refused (403), so a blueprint
 mounted in a hurry shows nothing: run ids, table names and error messages are not public.
+
+Both read only Redis. While it does not answer, the page is a short 503 saying so, and
+`/metrics` still answers, with `bq_etl_redis_up 0` (see `metrics`).
 """
 from __future__ import annotations
 
@@ -13,10 +16,13 @@ import time
 from typing import Any, Callable
 
 from flask import Blueprint, Response, abort, render_template, request
+from redis.exceptions import RedisError
 
 from . import history
 from .charts import bar_chart
+from .config import mask_secrets
 from .extension import state
+from .logs import describe
 from .status import duration, progress, table_statuses
 
 #: Runs shown per table on the page (`?runs=N`, up to the history's bound, changes it).
@@ -39,6 +45,12 @@ def status_blueprint(auth: Callable[[], Any] | None = None, name: str = "bq_etl_
         if isinstance(verdict, Response):
             return verdict
         abort(403)
+
+    @blueprint.errorhandler(RedisError)
+    def redis_down(error: RedisError) -> Response:
+        redis_url = mask_secrets(state().config.redis_url)
+        return Response(f"bq-etl status: Redis (REDIS_URL {redis_url!r}) does not answer, and the run history "
+                        f"is kept there: {describe(error)}\n", 503, content_type="text/plain; charset=utf-8")
 
     @blueprint.get("/")
     def page() -> str:

@@ -136,7 +136,8 @@ def schedule(cadence: str, force: bool) -> None:
         click.echo(f"enqueued {job.args[0]} as job {job.id}")
     for busy in done.skipped:
         click.echo(f"skipped {busy.table}: a run is already queued or running ({busy.holder})")
-    click.echo(f"{cadence}: {len(done.jobs)} tables enqueued, {len(done.skipped)} skipped")
+    click.echo(f"{cadence}: {len(done.jobs)} table{'' if len(done.jobs) == 1 else 's'} enqueued, "
+               f"{len(done.skipped)} skipped")
     _warn_without_workers(exporter)
 
 
@@ -200,7 +201,7 @@ def status_command(as_json: bool, check: bool) -> None:
     from .status import status_lines, table_statuses
 
     exporter = state()
-    exporter.check()
+    exporter.config  # the history is in Redis: neither the bucket nor the database is needed
     statuses = table_statuses(exporter)
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
@@ -224,7 +225,7 @@ def history_command(table: str, limit: int, as_json: bool) -> None:
     from .status import history_lines
 
     exporter = state()
-    exporter.check()
+    exporter.config  # the history is in Redis: neither the bucket nor the database is needed
     exporter.tables.get(table)
     runs = history.runs(exporter.redis, table, limit)
     if as_json:

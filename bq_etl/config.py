@@ -96,7 +96,8 @@ class ExportConfig:
 
         bucket = text("ETL_SYNC_BUCKET")
         if bucket and not _BUCKET.match(bucket):
-            problems.append(f"ETL_SYNC_BUCKET {bucket!r} is not a valid Cloud Storage bucket name")
+            hint = f" (the name alone: drop the gs:// prefix, {bucket[5:]!r})" if bucket.startswith("gs://") else ""
+            problems.append(f"ETL_SYNC_BUCKET {bucket!r} is not a valid Cloud Storage bucket name{hint}")
         project = text("ETL_BQ_PROJECT", required=False)
         if project and not _PROJECT.match(project):
             problems.append(f"ETL_BQ_PROJECT {project!r} is not a valid Google Cloud project id")

@@ -42,11 +42,14 @@ class SchemaError(ExportError):
 
 
 class RecordError(ExportError):
-    """A record does not conform to its table's schema; raised before anything is written."""
+    """A record does not conform to its table's schema; raised before anything is written.
+
+    `expected` is the type the column's value must fit, or None for a column the schema does
+    not have (then `reason` says so)."""
 
     retryable = False
 
-    def __init__(self, table: str, key: Any, column: str, value: Any, expected: str, reason: str = ""):
+    def __init__(self, table: str, key: Any, column: str, value: Any, expected: str | None, reason: str = ""):
         self.table = table
         self.key = key
         self.column = column
@@ -56,11 +59,12 @@ class RecordError(ExportError):
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        detail = f": {reason}" if reason else ""
-        super().__init__(
-            f"table {table!r}, row key {key!r}, column {column!r}: "
-            f"got {type(value).__name__} {shown}, expected {expected}{detail}"
-        )
+        got = f"{type(value).__name__} {shown}"
+        if expected is None:
+            problem = f"{reason} (got {got})"
+        else:
+            problem = f"got {got}, expected {expected}" + (f": {reason}" if reason else "")
+        super().__init__(f"table {table!r}, row key {key!r}, column {column!r}: {problem}")
 
 
 class LoadError(ExportError):

@@ -112,10 +112,13 @@ class ExporterState:
     def _service_problems(self) -> list[str]:
         problems = []
         redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
+        emulated = os.environ.get("STORAGE_EMULATOR_HOST") or self.config.bigquery_endpoint
+        # The emulators and the Redis of `flask export dev` stop with it.
+        dev_hint = "; is `flask export dev` still running?" if emulated else ""
         try:
             self.redis.ping()
         except Exception as error:
-            problems.append(f"REDIS_URL {redis_url!r} does not answer: {describe(error)}")
+            problems.append(f"REDIS_URL {redis_url!r} does not answer: {describe(error)}{dev_hint}")
         try:
             with self.app.extensions["sqlalchemy"].engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
@@ -128,7 +131,10 @@ class ExporterState:
         except ExportError:
             raise
         except Exception as error:
-            problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}: {describe(error)}")
+            where = f" at STORAGE_EMULATOR_HOST {os.environ['STORAGE_EMULATOR_HOST']!r}" \
+                if os.environ.get("STORAGE_EMULATOR_HOST") else ""
+            problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}{where}: "
+                            f"{describe(error)}{dev_hint}")
         return problems
 
     def _schema_problems(self) -> list[SchemaError]:

@@ -116,7 +116,8 @@ class ExportShardManager:
     @cached_property
     def encoder(self) -> RecordEncoder:
         """Validates and serializes this table's records."""
-        return RecordEncoder(self.table_name, self.schema, self.key_column, self.naive_timestamp_zone)
+        schema_file = self.schema_path() if hasattr(type(self), "schema_file") else None  # None: a schema in code
+        return RecordEncoder(self.table_name, self.schema, self.key_column, self.naive_timestamp_zone, schema_file)
 
     @property
     def key(self) -> Any:

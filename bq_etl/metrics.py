@@ -5,6 +5,10 @@ processes and loaded by others, and every one of them records into the history i
 one scrape of any web process sees every run. The counters come from the per-table totals the
 history keeps beside the bounded run list (they only grow while Redis keeps them; a flushed
 Redis starts them at zero, which Prometheus' `rate()` reads as a counter reset).
+
+While Redis does not answer, a scrape still succeeds and says so with `bq_etl_redis_up 0` and
+no other family, as Prometheus exporters do (`mysql_up`, `redis_up`): the scrape's own `up`
+stays the web process's health, and an alert on `bq_etl_redis_up == 0` names the cause.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from redis.exceptions import RedisError
 
 from . import history
 from .extension import ExporterState
@@ -30,7 +35,21 @@ class HistoryCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the metric families (see docs/operations.md for what each means)."""
+        """Yield the metric families (see docs/operations.md for what each means); only
+        `bq_etl_redis_up 0` while Redis does not answer."""
+        up = GaugeMetricFamily("bq_etl_redis_up", "1 when this scrape could read the run history in Redis; 0 when "
+                                                  "Redis did not answer (then no other bq_etl metric is given).")
+        try:
+            families = self._families()
+        except RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self) -> list[Metric]:
         redis, now = self.exporter.redis, time.time()
         runs = CounterMetricFamily("bq_etl_runs", "Runs that ended, by outcome.", labels=["table", "outcome"])
         rows = CounterMetricFamily("bq_etl_rows_exported", "Rows the shards of ended runs wrote.", labels=["table"])
@@ -66,7 +85,7 @@ class HistoryCollector:
             live = [run for run in history.runs(redis, table) if run.outcome == "running"]
             running.add_metric([table, "true"], sum(run.alive is not False for run in live))
             running.add_metric([table, "false"], sum(run.alive is False for run in live))
-        yield from (runs, rows, sizes, durations, since, late, ok, running)
+        return [runs, rows, sizes, durations, since, late, ok, running]
 
 
 def metrics_text(exporter: ExporterState) -> bytes:

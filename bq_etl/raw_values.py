@@ -20,10 +20,12 @@ The lossy processings (SQLAlchemy 2.0):
   which the stock processing cannot parse (TypeError); an integer is read as it is, a float
   (its text lost) refused.
 
-Everything else keeps its processing (Enum, JSON, an app's TypeDecorator, ...). One more change
-serves the encoder, and only where records are the row's columns (no `to_record` to surprise):
+Everything else keeps its processing (JSON, an app's TypeDecorator, ...). Two more changes
+serve the encoder, and only where records are the row's columns (no `to_record` to surprise):
 a JSON column holding JSON `null` reads as `JSON_NULL`, not None, so the line keeps it apart
-from SQL NULL.
+from SQL NULL; and an `Enum` of a Python enum class reads as the text the database stores (the
+member's name, or its value with `values_callable`), not as the member, which no BigQuery type
+holds: the STRING field `schema generate` gives it gets exactly what the database holds.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from datetime import time, timedelta
 from decimal import Context, Decimal
 from typing import Any, Callable
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Numeric, Select, Text, Time, cast, type_coerce
+from sqlalchemy import JSON, Boolean, Date, DateTime, Enum, Float, Numeric, Select, Text, Time, cast, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
 
@@ -81,6 +83,10 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
         text = cast(column, Text) if dialect.driver == "psycopg" else column
         return type_coerce(text, _JSONOrNull(parse))
+
+    # Records are the row's columns: an enum class's column as its stored text (module docstring).
+    if json_nulls and isinstance(impl, Enum) and impl.enum_class is not None:
+        return type_coerce(column, _StoredText())
     return column
 
 
@@ -165,6 +171,13 @@ class _SQLiteTemporal(TypeDecorator):
         if type(value) is str and _SUB_MICROSECOND.search(value):
             raise ValueError("more than 6 fractional digits would be cut to microseconds")
         return self.parse(value) if value is not None else None
+
+
+class _StoredText(TypeDecorator):
+    """An enum class's column as the driver's text of it, the member's name or value as stored."""
+
+    impl = NullType
+    cache_ok = True
 
 
 class _JSONOrNull(TypeDecorator):

@@ -33,8 +33,9 @@ MODES = ("NULLABLE", "REQUIRED", "REPEATED")
 _DECIMAL_LIMITS = {"NUMERIC": (9, 29), "BIGNUMERIC": (38, 38)}
 
 
-def load_schema(path: str | os.PathLike[str]) -> list[SchemaField]:
-    """Read a BigQuery JSON schema file into schema fields; raise SchemaError naming the file."""
+def load_schema(path: str | os.PathLike[str], allow_empty: bool = False) -> list[SchemaField]:
+    """Read a BigQuery JSON schema file into schema fields; raise SchemaError naming the file,
+    also for a file of no fields unless `allow_empty` (a table needs at least one)."""
     where = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -50,6 +51,10 @@ def load_schema(path: str | os.PathLike[str]) -> list[SchemaField]:
             f"schema file {where}: expected a JSON array of fields (as `bq show --schema` prints), "
             f"got a JSON {type(resource).__name__}"
         )
+    if not resource and not allow_empty:
+        raise SchemaError(f"schema file {where}: holds no fields; a table needs at least one: write them "
+                          "(as `bq show --schema` prints them), or run `flask export schema generate <table>` "
+                          "for an export without to_record()")
     _check_fields(resource, f"schema file {where}", "")
     from google.cloud.bigquery import SchemaField  # loaded on first use, not with the extension
 

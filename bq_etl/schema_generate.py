@@ -6,7 +6,12 @@
 (descriptions, policy tags, precision/scale/maxLength of an unchanged type). `check` compares
 the file with the query. An export that overrides `to_record` or `records` reshapes its rows, so
 its file cannot be derived whole: only the top-level columns the query and the file share are
-compared, and the rest is reported as not derivable, not as a difference.
+compared, and the rest is reported as not derivable, not as a difference; nor can a new file be
+generated for it (the query's columns are not the record's fields).
+
+A column whose values no BigQuery type holds exactly (an `Interval`'s timedelta, a `Uuid`'s
+UUID, ...) gets no field: every run would refuse its values, so `generate` refuses it and
+`check` reports it, each saying what to select instead.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects.mysql import SET
+from sqlalchemy.dialects.postgresql import CIDR, INET, INTERVAL
 from sqlalchemy.sql import elements, functions, operators, selectable
 
 from .errors import SchemaError
@@ -38,30 +45,45 @@ class SchemaCheck:
 
 def derive_fields(manager: ExportShardManager) -> list[dict[str, Any]]:
     """The query's columns as schema fields (API form); `type` is None where no BigQuery type
-    follows from the SQLAlchemy type."""
+    follows from the SQLAlchemy type, or none holds its values exactly."""
+    return [item for item, _ in _derived(manager)]
+
+
+def _derived(manager: ExportShardManager) -> list[tuple[dict[str, Any], str | None]]:
+    """Each query column's field, with why no BigQuery type holds its values (None if one does)."""
     statement = manager.query()
     outer = _outer_tables(statement)
     derived = []
     for name, column in statement.selected_columns.items():
-        bq_type, repeated = _bigquery_type(column.type)
+        unheld = _unheld(column.type)
+        bq_type, repeated = (None, False) if unheld else _bigquery_type(column.type)
         item: dict[str, Any] = {"name": name, "type": bq_type,
                                 "mode": "REPEATED" if repeated else
                                 "NULLABLE" if _nullable(column, outer) else "REQUIRED"}
         comment = getattr(_unlabel(column), "comment", None)
         if comment:
             item["description"] = comment
-        derived.append(item)
+        derived.append((item, f"column {name!r}: {unheld}" if unheld else None))
     return derived
 
 
 def generate(manager: ExportShardManager) -> tuple[list[dict[str, Any]], list[str]]:
-    """The schema file's new content for `manager`, and notes on what could not be derived."""
+    """The schema file's new content for `manager`, and notes on what could not be derived;
+    SchemaError when no file can be derived (see the module docstring)."""
     path = manager.schema_path()
-    existing = [f.to_api_repr() for f in load_schema(path)] if path.exists() else []
+    existing = [f.to_api_repr() for f in load_schema(path, allow_empty=True)] if path.exists() else []
     by_name = {item["name"].lower(): item for item in existing}
-    derived = derive_fields(manager)
+    derived_with_notes = _derived(manager)
+    derived = [item for item, _ in derived_with_notes]
     notes: list[str] = []
     if not manager.records_are_columns():
+        if not existing:
+            raise SchemaError(
+                f"table {manager.table_name!r}: its records are built by {_reshaper(manager)}, so the query's "
+                f"columns are not the record's fields and no schema file can be generated from them; write "
+                f"{path} by hand (one field per record key, in the form `bq show --schema --format=prettyjson` "
+                f"prints), or compute the fields in query() and drop {_reshaper(manager)}, so that `schema "
+                f"generate` can derive them")
         # Reshaped rows: update the fields the query shows in place, keep the rest as written.
         seen = {item["name"].lower(): item for item in derived}
         result = [_keep_hand_written(seen[item["name"].lower()], item)
@@ -69,9 +91,15 @@ def generate(manager: ExportShardManager) -> tuple[list[dict[str, Any]], list[st
                   for item in existing]
         notes += [f"field {item['name']!r}: not derivable (built by {_reshaper(manager)})"
                   for item in existing if item["name"].lower() not in seen]
-        notes += [f"query column {item['name']!r} is not a field of the file ({_reshaper(manager)} reshapes it)"
+        notes += [f"query column {item['name']!r} is not a field of {path.name} ({_reshaper(manager)} reshapes it)"
                   for item in derived if item["name"].lower() not in by_name]
+        notes += [f"{unheld}; kept as written: {_reshaper(manager)} must convert it"
+                  for item, unheld in derived_with_notes if unheld and item["name"].lower() in by_name]
         return result, notes
+    unheld = [note for _, note in derived_with_notes if note]
+    if unheld:
+        raise SchemaError(f"table {manager.table_name!r}: no schema file written, since every run would refuse "
+                          f"these columns: {'; '.join(unheld)}")
     result = []
     for item in derived:
         old = by_name.get(item["name"].lower())
@@ -90,10 +118,15 @@ def check(manager: ExportShardManager) -> SchemaCheck:
     """Compare `manager`'s schema file with its query's columns."""
     report = SchemaCheck(manager.table_name)
     in_file = {f.name.lower(): f.to_api_repr() for f in manager.schema}
-    derived = {item["name"].lower(): item for item in derive_fields(manager)}
+    derived_with_notes = _derived(manager)
+    derived = {item["name"].lower(): item for item, _ in derived_with_notes}
+    unheld = {item["name"].lower(): note for item, note in derived_with_notes if note}
     reshaped = not manager.records_are_columns()
     for name, item in derived.items():
         written = in_file.get(name)
+        if name in unheld and not reshaped:
+            report.differences.append(unheld[name])
+            continue
         if written is None:
             if reshaped:
                 report.not_derivable.append(f"query column {item['name']!r} is not a field "
@@ -102,7 +135,9 @@ def check(manager: ExportShardManager) -> SchemaCheck:
                 report.differences.append(f"column {item['name']!r}: in the query ({_kind(item)}), "
                                           "not in the schema file")
             continue
-        if item["type"] is None:
+        if name in unheld:
+            report.not_derivable.append(f"{unheld[name]}; {_reshaper(manager)} must convert it")
+        elif item["type"] is None:
             report.not_derivable.append(f"field {item['name']!r}: its SQLAlchemy type has no BigQuery type")
         elif (_type(written), _mode(written)) != (_type(item), _mode(item)):
             report.differences.append(f"column {item['name']!r}: the query gives {_kind(item)}, "
@@ -133,6 +168,36 @@ def _keep_hand_written(derived: dict[str, Any], old: dict[str, Any]) -> dict[str
         if old.get("fields"):
             item["fields"] = old["fields"]
     return item
+
+
+#: What to select instead of a column whose values no BigQuery type holds exactly.
+_INTERVAL = ("an Interval (a timedelta), which no BigQuery type holds exactly; select its length as a number "
+             "instead, named for its unit, e.g. cast(extract('epoch', column), Numeric(20, 6))"
+             ".label('..._seconds') (NUMERIC) on PostgreSQL, or whole seconds (INTEGER)")
+_AS_TEXT = "select it as text instead: cast(column, String) (STRING)"
+
+
+def _unheld(sql_type: Any) -> str | None:
+    """Why no BigQuery type holds the values `sql_type` reads as exactly, and what to select
+    instead; None if one does (or none is known: then the type is merely not derivable)."""
+    while True:
+        if isinstance(sql_type, (sqltypes.Interval, INTERVAL)):
+            return _INTERVAL
+        if isinstance(sql_type, sqltypes.Uuid) and sql_type.as_uuid:
+            return f"a Uuid read as uuid.UUID objects, not text; {_AS_TEXT}, or declare it Uuid(as_uuid=False)"
+        if isinstance(sql_type, (INET, CIDR)):
+            return f"a network address read as an ipaddress object, not text; {_AS_TEXT}"
+        if isinstance(sql_type, SET):
+            return f"a MySQL SET read as a Python set; {_AS_TEXT}, or split it into a REPEATED field in to_record()"
+        if isinstance(sql_type, sqltypes.PickleType):
+            return "pickled Python objects, which BigQuery cannot read; select the values the table should hold"
+        if isinstance(sql_type, sqltypes.ARRAY) and (
+                isinstance(sql_type.item_type, sqltypes.ARRAY) or (sql_type.dimensions or 1) > 1):
+            return ("an array of arrays, which BigQuery arrays cannot hold; select it as JSON instead "
+                    "(func.to_json(column), a JSON field) or one dimension of it")
+        if not isinstance(sql_type, sqltypes.TypeDecorator):
+            return None
+        sql_type = sql_type.impl_instance
 
 
 def _bigquery_type(sql_type: Any) -> tuple[str | None, bool]:

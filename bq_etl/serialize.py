@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from enum import Enum
+from os import PathLike
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -40,10 +42,15 @@ _UTC_ZONE_KEYS = frozenset({
 _LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
 
 
+#: Why a NULL in a REQUIRED field is refused, and what to do.
+REQUIRED_NULL = ("the field is REQUIRED in the schema file; make it NULLABLE there, or leave out or COALESCE "
+                 "the NULLs in the query")
+
+
 class _Invalid(Exception):
     """A value a converter refuses; `path` grows (".name", "[2]") as it leaves nested values."""
 
-    def __init__(self, value: Any, expected: str, reason: str = "", path: str = ""):
+    def __init__(self, value: Any, expected: str | None, reason: str = "", path: str = ""):
         self.value = value
         self.expected = expected
         self.reason = reason
@@ -59,8 +66,10 @@ class RecordEncoder:
         schema: Sequence[SchemaField],
         key_column: str,
         naive_timestamp_zone: tzinfo | None = timezone.utc,
+        schema_file: str | PathLike[str] | None = None,
     ):
-        """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`."""
+        """Compile `schema` once; raise SchemaError if it is malformed or lacks `key_column`.
+        `schema_file`, where the schema was read from, is named in errors."""
         check_schema(schema, f"schema of table {table!r}")
         if key_column not in {field.name for field in schema}:
             raise SchemaError(
@@ -69,6 +78,7 @@ class RecordEncoder:
         self.table = table
         self.key_column = key_column
         self.naive_timestamp_zone = naive_timestamp_zone
+        self.schema_file = schema_file
         self._fields = _compiled_fields(schema, naive_timestamp_zone)
         self._convert = _mapping_converter(self._fields)
         self._expected = {field.name: _expected(field) for field in schema}
@@ -84,8 +94,18 @@ class RecordEncoder:
         except _Invalid as e:
             key = record.get(self.key_column) if isinstance(record, Mapping) else None
             # Paths start with the "." a nested field adds; a top-level column has none.
-            raise RecordError(self.table, key, e.path[1:], e.value, e.expected, e.reason) from None
+            column = e.path[1:]
+            reason = e.reason if e.expected is not None else self._not_in_schema(column, e.reason)
+            raise RecordError(self.table, key, column, e.value, e.expected, reason) from None
         return orjson.dumps(row, option=_LINE_OPTIONS)
+
+    def _not_in_schema(self, column: str, fields: str) -> str:
+        """What to do about a record's column the schema does not have (`fields`: those it has there)."""
+        where = f" {self.schema_file}" if self.schema_file else ""
+        parent = column.rpartition(".")[0]
+        return (f"the column is not in the table's schema file{where} (fields{f' of {parent!r}' if parent else ''}: "
+                f"{fields}); add the field to the schema file, or leave the column out of the query (or of the "
+                "records to_record builds)")
 
     def row_encoder(self, keys: Sequence[str]) -> Callable[[Sequence[Any]], bytes] | None:
         """`encode` for records given as rows of values named `keys` (the default records of a
@@ -164,7 +184,7 @@ def _values_converter(compiled: tuple[tuple[Any, ...], ...], fetch: Sequence[str
         namespace[f"convert{index}"], namespace[f"expected{index}"] = converter, expected
         if required:
             source += [f"    if {v} is None:",
-                       f"        raise _Invalid(None, expected{index}, 'the column is REQUIRED', {path})"]
+                       f"        raise _Invalid(None, expected{index}, {REQUIRED_NULL!r}, {path})"]
             indent = "    "
         else:  # SQL NULL: left out of the line
             source.append(f"    if {v} is not None:")
@@ -197,10 +217,8 @@ def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
             raise _Invalid(record, "RECORD")
         if not names.issuperset(record):
             unknown = next(k for k in record if k not in names)
-            raise _Invalid(
-                record[unknown], "no such column in schema",
-                f"the schema has only: {columns}", f".{unknown}",
-            )
+            # No expected type: the encoder words the reason (it knows the schema file).
+            raise _Invalid(record[unknown], None, columns, f".{unknown}")
         return convert_values(record.get)
     return convert
 
@@ -313,6 +331,9 @@ def _boolean(value: Any) -> bool:
 
 def _string(value: Any) -> str:
     if type(value) is not str and not isinstance(value, str):
+        if isinstance(value, Enum):
+            raise _Invalid(value, "STRING", "an enum member is not text: make the record hold the text to "
+                                            "write (member.name, as SQLAlchemy stores it, or member.value)")
         raise _Invalid(value, "STRING", "no implicit conversion to text")
     if not value.isascii():
         _check_utf8(value, "STRING")

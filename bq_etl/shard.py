@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Label
 
 from .run import Shard
 
@@ -35,9 +36,25 @@ def plan_shards(session: Session, query: Select, key: Any, size: int) -> tuple[l
 
 
 def shard_query(query: Select, key: Any, shard: Shard) -> Select:
-    """The rows of one shard, in key order."""
+    """The rows of one shard, in key order, each column named by its key (see `keyed_columns`)."""
+    query = keyed_columns(query)
     if shard.lower is not None:
         query = query.where(key > shard.lower)
     if shard.upper is not None:
         query = query.where(key <= shard.upper)
     return query.order_by(key)
+
+
+def keyed_columns(query: Select) -> Select:
+    """`query` with each selected column labelled with its key where the key is not already the
+    name a result gives it: records name a column by its key (`Book.extra`, mapped to a database
+    column named `metadata`, is `extra`), as `schema generate` names its field, whichever
+    connection runs the query (a Core connection would name it `metadata`)."""
+    columns = list(query.selected_columns.items())
+    if all(isinstance(column, Label) or getattr(column, "name", None) == key for key, column in columns):
+        return query
+    return query.with_only_columns(
+        *[column if isinstance(column, Label) or getattr(column, "name", None) == key else column.label(key)
+          for key, column in columns],
+        maintain_column_froms=True,
+    )

@@ -37,6 +37,15 @@ class TableStatus:
         return self.last_loaded.rows if self.last_loaded and self.last_loaded.run_id else None
 
     @property
+    def open_failure(self) -> RunRecord | None:
+        """The last failure when no load came after it (an older one is resolved): what
+        `status` and the status page list as failing."""
+        failure, loaded = self.last_failure, self.last_loaded
+        if failure is None or (loaded is not None and failure.run_id < loaded.run_id):
+            return None
+        return failure
+
+    @property
     def last_run_failed(self) -> bool:
         """True when the newest run that ended did not load (or know it need not)."""
         return self.last_run is not None and self.last_run.outcome in history.FAILURES
@@ -117,7 +126,7 @@ def progress(run: RunRecord) -> str:
 
 def status_lines(statuses: list[TableStatus]) -> list[str]:
     """The status as aligned text: one line per table, then one line per table whose last
-    failure is newer than its last load (the error)."""
+    failure is newer than its last load (`open_failure`, with the error)."""
     header = ("table", "cadence", "freshness", "last load", "age", "bq rows", "running", "last run")
     rows = []
     for status in statuses:
@@ -131,8 +140,8 @@ def status_lines(statuses: list[TableStatus]) -> list[str]:
         ))
     lines = aligned(header, rows)
     for status in statuses:
-        failure = status.last_failure
-        if failure and (status.last_loaded is None or failure.run_id > status.last_loaded.run_id):
+        failure = status.open_failure
+        if failure:
             lines.append(f"{status.table}: run {failure.run_id} {failure.outcome}: {failure.error}")
     return lines
 

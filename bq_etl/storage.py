@@ -8,7 +8,7 @@ from typing import Iterable
 
 from google.api_core.exceptions import Forbidden, GoogleAPICallError, NotFound
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
 from .errors import StorageError
 
@@ -21,6 +21,29 @@ _WRITE_BYTES = 512 * 1024
 #: spool file into memory: without it the client reads up to 100 MiB at once, the whole of a
 #: shard's file, which made most of a worker's peak memory.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def connection_refused(error: BaseException) -> bool:
+    """Whether `error` comes from a refused connection: nothing listens at the address (a stopped
+    emulator), which waiting will not change."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        # requests wraps urllib3's MaxRetryError (in args), whose `reason` wraps the socket's error.
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args[:1]]
+    return False
+
+
+#: The start-up check's retry: the client's, but not on a refused connection, so a stopped
+#: emulator is reported in a moment instead of after the back-off's 15 s.
+CHECK_RETRY = DEFAULT_RETRY.with_deadline(30).with_predicate(
+    lambda error: _should_retry(error) and not connection_refused(error))
 
 
 class Bucket:
@@ -63,7 +86,7 @@ class Bucket:
         """Whether the bucket exists; True also when the credentials may not read bucket metadata
         (a least-privilege account can still write objects)."""
         try:
-            return self._bucket.exists(timeout=10, retry=DEFAULT_RETRY.with_deadline(30))
+            return self._bucket.exists(timeout=10, retry=CHECK_RETRY)
         except Forbidden:
             return True
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from types import ModuleType
 from typing import Iterable
 
 from .cadence import Cadence
@@ -24,17 +26,19 @@ class Tables:
 
     @classmethod
     def from_modules(cls, modules: Iterable[str]) -> "Tables":
-        """Import `modules` and collect the ExportShardManager subclasses each defines."""
+        """Import `modules` and collect the ExportShardManager subclasses each defines;
+        ConfigError if one cannot be imported or defines none (a module listed by mistake would
+        otherwise export nothing, silently)."""
         found = []
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
             except ImportError as error:
                 raise ConfigError(f"ETL_EXPORT_MODULES names {module_name!r}, which cannot be imported: {error}")
-            for value in vars(module).values():
-                if (isinstance(value, type) and issubclass(value, ExportShardManager)
-                        and value.__module__ == module.__name__ and "table_name" in vars(value)):
-                    found.append(value)
+            defined = [value for value in _exports_in(module) if value.__module__ == module.__name__]
+            if not defined:
+                raise ConfigError(_defines_none(module))
+            found += defined
         return cls(found)
 
     def names(self) -> list[str]:
@@ -54,3 +58,25 @@ class Tables:
 
     def __iter__(self):
         return (self._by_name[n] for n in self.names())
+
+
+def _exports_in(module: ModuleType) -> list[type[ExportShardManager]]:
+    """The exports (ExportShardManager subclasses with a `table_name` of their own) `module` holds,
+    whether it defines or imports them."""
+    return [value for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, ExportShardManager) and "table_name" in vars(value)]
+
+
+def _defines_none(module: ModuleType) -> str:
+    """What to do about an export module that defines no export."""
+    hint = ""
+    imported = sorted({value.__module__ for value in _exports_in(module)})
+    if imported:
+        hint = f"; it imports exports from {', '.join(map(repr, imported))}: list that module instead"
+    elif hasattr(module, "__path__"):
+        submodules = sorted(info.name for info in pkgutil.iter_modules(module.__path__))
+        if submodules:
+            hint = (f"; it is a package: list the submodule that defines them "
+                    f"({', '.join(f'{module.__name__}.{name}' for name in submodules)})")
+    return (f"ETL_EXPORT_MODULES names {module.__name__!r}, which defines no export: it should hold the app's "
+            f"ExportShardManager subclasses, each setting table_name{hint}")

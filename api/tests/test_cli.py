@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rq import Queue
 from rq_scheduler import Scheduler
 
@@ -27,6 +28,33 @@ def test_list_shows_every_table_with_its_cadence_and_schema_file(app):
     assert rows["messages"][0] == "every_five_hours"
     assert rows["practitioners"][0] == "midnight"
     assert rows["product_events"][1].endswith("api/events_join_data/schemas/product_events.json")
+
+
+@pytest.mark.parametrize("module, hint", [
+    ("api.events_join_data", "it is a package: list the submodule that defines them "
+                             "(api.events_join_data.export_event_join_tables)"),
+    ("api.models", ""),
+])
+def test_an_export_module_that_defines_no_export_stops_every_command(app, redis, module, hint):
+    app.config["ETL_EXPORT_MODULES"] = module
+    for cached in ("config", "tables"):
+        state().__dict__.pop(cached, None)
+    runner = app.test_cli_runner()
+    for args in (["list"], ["schedule", "hourly"], ["status", "--check"]):
+        result = runner.invoke(args=["export", *args])
+
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output == (
+            f"Error: ETL_EXPORT_MODULES names {module!r}, which defines no export: it should hold the app's "
+            f"ExportShardManager subclasses, each setting table_name{'; ' + hint if hint else ''}\n")
+    assert state().queue.count == 0
+
+
+def test_schedule_counts_the_tables_it_enqueued(app, redis):
+    result = app.test_cli_runner().invoke(args=["export", "schedule", "midnight"])
+
+    assert result.exit_code == 0, result.output
+    assert "midnight: 1 table enqueued, 0 skipped" in result.output.splitlines()
 
 
 def test_an_unknown_table_exits_non_zero_and_lists_the_known_ones(app):
@@ -74,6 +102,19 @@ def test_an_unreachable_redis_is_a_clear_error(app):
 
     assert result.exit_code == 1
     assert "Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer" in result.output
+
+
+def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # nothing listens on port 1
+    state().__dict__.pop("bucket", None)
+
+    result = app.test_cli_runner().invoke(args=["export", "run", "members"])
+
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: Cloud Storage does not answer for bucket {state().config.bucket!r} at "
+                           "STORAGE_EMULATOR_HOST 'http://127.0.0.1:1': ConnectionError: ")
+    assert "Connection refused" in line and line.endswith("; is `flask export dev` still running?")
 
 
 def test_register_schedules_adds_one_cron_entry_per_cadence_and_one_for_the_sweep(app, redis):

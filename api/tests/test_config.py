@@ -52,6 +52,14 @@ def test_an_invalid_bucket_name_is_refused(bucket):
         ExportConfig.from_mapping({**GOOD, "ETL_SYNC_BUCKET": bucket})
 
 
+def test_a_bucket_given_as_a_gs_uri_is_refused_saying_to_drop_the_prefix():
+    with pytest.raises(ConfigError) as error:
+        ExportConfig.from_mapping({**GOOD, "ETL_SYNC_BUCKET": "gs://my-bucket"})
+
+    assert str(error.value) == ("bq-etl is not configured: ETL_SYNC_BUCKET 'gs://my-bucket' is not a valid Cloud "
+                                "Storage bucket name (the name alone: drop the gs:// prefix, 'my-bucket')")
+
+
 def test_an_out_of_range_number_is_refused():
     with pytest.raises(ConfigError, match="ETL_GZIP_LEVEL must be between 0 and 9, got 11"):
         ExportConfig.from_mapping({**GOOD, "ETL_GZIP_LEVEL": 11})

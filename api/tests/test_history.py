@@ -193,6 +193,23 @@ def test_status_and_history_commands_show_each_table_and_check_pages_on_trouble(
     assert run["outcome"] == "loaded" and run["seconds"] > 0
 
 
+def test_status_and_history_read_only_redis_so_they_work_with_the_emulators_stopped(app, redis, monkeypatch):
+    assert cli(app, "run", "practitioners").exit_code == 0
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # nothing listens on port 1
+    set_config(app, ETL_BIGQUERY_API_ENDPOINT="http://127.0.0.1:1")
+    for cached in ("bucket", "warehouse"):
+        state().__dict__.pop(cached, None)
+
+    status = cli(app, "status")
+    runs = cli(app, "history", "practitioners")
+
+    assert status.exit_code == 0, status.output
+    assert {line.split()[0]: line.split()[2] for line in status.output.splitlines()[1:]}["practitioners"] == "fresh"
+    assert runs.exit_code == 0, runs.output
+    assert runs.output.splitlines()[1].split()[1:4] == ["ad", "hoc", "(CLI)"] and "loaded" in runs.output
+    assert cli(app, "run", "practitioners").exit_code == 1  # a run does need them
+
+
 def test_status_check_fails_when_a_table_was_never_loaded(app, redis):
     assert cli(app, "run", "members").exit_code == 0
     result = cli(app, "status", "--check")

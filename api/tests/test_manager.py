@@ -4,6 +4,7 @@ otherwise, and every row exactly once, in key order; each value read exactly (`r
 a value the driver cannot read named by its row (`driver_errors`)."""
 from __future__ import annotations
 
+import enum
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
@@ -76,6 +77,23 @@ def test_an_overridden_records_gets_batches_of_fetch_rows_for_its_side_queries(t
 @pytest.mark.parametrize("export, name", [(PlainTracksExport, "t{}"), (ReshapedTracksExport, "T{}")])
 def test_every_row_is_written_once_in_key_order_whatever_the_batching(tracks, export, name):
     assert records_of(export()) == [{"id": i, "name": name.format(i)} for i in range(1, ROWS + 1)]
+
+
+def test_a_column_the_schema_file_lacks_is_refused_naming_the_file(app):
+    db.session.add_all([CareTrack(id=1, name="t1"), CareTrack(id=2, name="t2")])
+    db.session.commit()
+
+    class WiderTracksExport(PlainTracksExport):
+        def query(self) -> sa.Select:
+            return sa.select(CareTrack.id, CareTrack.name, CareTrack.description)
+
+    with pytest.raises(RecordError) as caught:
+        records_of(WiderTracksExport())
+
+    assert str(caught.value).startswith(
+        f"table 'tracks', row key 1, column 'description': the column is not in the table's schema file "
+        f"{WiderTracksExport.schema_path()} (fields: id, name); add the field to the schema file, or leave the "
+        "column out of the query")
 
 
 # --- reading each value exactly, or naming the row it cannot be read from ------------------------
@@ -193,6 +211,41 @@ def test_json_null_is_written_as_null_unless_to_record_makes_the_record(metadata
     assert records_of(export_of(table, [field])) == [{"id": 1, "v": None}, {"id": 2}, {"id": 3, "v": {"a": None}}]
     assert records_of(export_of(table, [field], reshaped=True)) == [
         {"id": 1, "seen": "NoneType"}, {"id": 2, "seen": "NoneType"}, {"id": 3, "v": {"a": None}, "seen": "dict"}]
+
+
+class Genre(enum.Enum):
+    poetry = "Poetry"
+    science_fiction = "Sci-Fi"
+
+
+@ALL_DATABASES
+@pytest.mark.parametrize("stored", ["names", "values"])
+def test_an_enum_class_column_is_written_as_the_text_the_database_stores(metadata, stored):
+    values = (lambda members: [member.value for member in members]) if stored == "values" else None
+    table = sa.Table("books", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", sa.Enum(Genre, name="genre", values_callable=values)))
+    with db.engine.begin() as connection:
+        table.create(connection)
+        connection.execute(table.insert(), [{"id": 1, "v": Genre.poetry}, {"id": 2, "v": Genre.science_fiction},
+                                            {"id": 3, "v": None}])
+
+    assert records_of(export_of(table, [SchemaField("v", "STRING")])) == (
+        [{"id": 1, "v": "poetry"}, {"id": 2, "v": "science_fiction"}, {"id": 3}] if stored == "names" else
+        [{"id": 1, "v": "Poetry"}, {"id": 2, "v": "Sci-Fi"}, {"id": 3}])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_to_record_gets_the_enum_member_and_is_told_to_return_text(metadata):
+    table = sa.Table("books", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Enum(Genre)))
+    with db.engine.begin() as connection:
+        table.create(connection)
+        connection.execute(table.insert(), [{"id": 1, "v": Genre.poetry}])
+
+    with pytest.raises(RecordError) as caught:
+        records_of(export_of(table, [SchemaField("v", "STRING")], reshaped=True))
+
+    assert (caught.value.key, caught.value.column, caught.value.value) == (1, "v", Genre.poetry)
+    assert "make the record hold the text to write (member.name" in caught.value.reason
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -87,6 +87,12 @@ def test_missing_file_is_a_schema_error_naming_it(tmp_path):
     assert "not found" in message
 
 
+def test_a_file_of_no_fields_is_a_schema_error_naming_the_file(tmp_path):
+    message = schema_error(write(tmp_path, []))
+
+    assert "holds no fields; a table needs at least one" in message
+
+
 def test_invalid_json_is_a_schema_error_naming_the_file(tmp_path):
     message = schema_error(write(tmp_path, '[{"name": "id", "type": "INTEGER"'))
 

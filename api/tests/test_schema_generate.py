@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.dialects.postgresql import INET
 
 from bq_etl.cadence import Cadence
 from bq_etl.errors import SchemaError
@@ -129,6 +130,101 @@ def test_check_prints_each_difference_between_file_and_query(export, tmp_path):
         "column 'clinics': in the query (INTEGER REQUIRED), not in the schema file",
         "field 'stale': in the schema file, not in the query",
     ]
+
+
+loans = sa.Table(
+    "loans", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("loan_period", sa.Interval),
+    sa.Column("token", sa.Uuid),
+    sa.Column("address", INET),
+    sa.Column("grid", sa.ARRAY(sa.Integer, dimensions=2)),
+    sa.Column("code", sa.Uuid(as_uuid=False)),
+)
+
+
+class LoansExport(VisitsExport):
+    """Loans, with columns whose values no BigQuery type holds exactly (but `code`)."""
+
+    table_name = "loans"
+    schema_file = "loans.json"
+    shard_key = loans.c.id
+
+    def query(self) -> Select:
+        return select(loans)
+
+
+UNHELD = [
+    "column 'loan_period': an Interval (a timedelta), which no BigQuery type holds exactly; select its length "
+    "as a number instead, named for its unit, e.g. cast(extract('epoch', column), Numeric(20, 6))",
+    "column 'token': a Uuid read as uuid.UUID objects, not text; select it as text instead: cast(column, String)",
+    "column 'address': a network address read as an ipaddress object, not text; select it as text instead",
+    "column 'grid': an array of arrays, which BigQuery arrays cannot hold; select it as JSON instead",
+]
+
+
+def test_generate_refuses_a_column_no_bigquery_type_holds_exactly(tmp_path):
+    LoansExport.folder = tmp_path
+
+    with pytest.raises(SchemaError) as caught:
+        generate(LoansExport())
+
+    message = str(caught.value)
+    assert message.startswith("table 'loans': no schema file written, since every run would refuse these columns: ")
+    assert all(unheld in message for unheld in UNHELD)
+    assert "'code'" not in message  # Uuid(as_uuid=False) reads as text: a STRING field
+
+
+def test_check_reports_a_column_no_bigquery_type_holds_exactly(tmp_path):
+    LoansExport.folder = tmp_path
+    # What generate wrote before it knew: an Interval as a DATETIME, a UUID as a STRING.
+    (tmp_path / "loans.json").write_text(json.dumps([
+        {"name": "id", "type": "INTEGER", "mode": "REQUIRED"},
+        {"name": "loan_period", "type": "DATETIME"},
+        {"name": "token", "type": "STRING"},
+        {"name": "address", "type": "STRING"},
+        {"name": "grid", "type": "INTEGER", "mode": "REPEATED"},
+        {"name": "code", "type": "STRING"},
+    ]))
+
+    differences = check(LoansExport()).differences
+
+    assert len(differences) == len(UNHELD)
+    assert all(difference.startswith(unheld) for difference, unheld in zip(differences, UNHELD))
+
+
+class ReshapedVisitsExport(VisitsExport):
+    """Visits reshaped by to_record: the query's columns are not the record's fields."""
+
+    def to_record(self, row: Row) -> dict:
+        return {"id": row.id, "seen_on": row.seen_at.date()}
+
+
+def test_generate_refuses_a_new_file_for_an_export_that_reshapes_its_rows(tmp_path):
+    ReshapedVisitsExport.folder = tmp_path
+
+    with pytest.raises(SchemaError) as caught:
+        generate(ReshapedVisitsExport())
+
+    assert str(caught.value).startswith(
+        "table 'visits': its records are built by to_record(), so the query's columns are not the record's "
+        f"fields and no schema file can be generated from them; write {tmp_path / 'visits.json'} by hand")
+    assert not (tmp_path / "visits.json").exists()
+
+
+def test_generate_updates_the_query_columns_a_reshaping_exports_file_has(tmp_path):
+    ReshapedVisitsExport.folder = tmp_path
+    (tmp_path / "visits.json").write_text(json.dumps([
+        {"name": "id", "type": "STRING", "mode": "REQUIRED", "description": "Visit id."},
+        {"name": "seen_on", "type": "DATE", "mode": "REQUIRED"},
+    ]))
+
+    fields, notes = generate(ReshapedVisitsExport())
+
+    assert fields == [{"name": "id", "type": "INTEGER", "mode": "REQUIRED", "description": "Visit id."},
+                      {"name": "seen_on", "type": "DATE", "mode": "REQUIRED"}]
+    assert "field 'seen_on': not derivable (built by to_record())" in notes
+    assert "query column 'fee' is not a field of visits.json (to_record() reshapes it)" in notes
 
 
 def test_a_new_table_is_described_by_the_exports_docstring(export, tmp_path):

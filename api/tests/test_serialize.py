@@ -14,7 +14,7 @@ from google.cloud.bigquery import SchemaField
 
 from bq_etl.errors import RecordError, SchemaError
 from bq_etl.json_values import JSON_NULL
-from bq_etl.serialize import RecordEncoder
+from bq_etl.serialize import REQUIRED_NULL, RecordEncoder
 
 ID = SchemaField("id", "INTEGER", "REQUIRED")
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -64,7 +64,10 @@ def test_null_in_a_required_column_is_refused():
     error = refusal(SchemaField("reason", "STRING", "REQUIRED"), None, expected="STRING")
 
     assert error.value is None
-    assert error.reason == "the column is REQUIRED"
+    assert error.reason == REQUIRED_NULL
+    assert str(error) == (
+        "table 'visits', row key 7, column 'reason': got NoneType None, expected STRING: the field is REQUIRED in "
+        "the schema file; make it NULLABLE there, or leave out or COALESCE the NULLs in the query")
 
 
 def test_a_missing_required_column_is_refused():
@@ -75,22 +78,22 @@ def test_a_missing_required_column_is_refused():
 
     error = caught.value
     assert (error.table, error.key, error.column, error.expected) == ("visits", 7, "reason", "STRING")
-    assert error.reason == "the column is REQUIRED"
+    assert error.reason == REQUIRED_NULL
     assert str(error).startswith("table 'visits', row key 7, column 'reason': got NoneType None, expected STRING")
 
 
-def test_a_column_the_schema_does_not_have_is_refused():
-    encoder = RecordEncoder("visits", [ID, SchemaField("reason", "STRING")], "id")
+def test_a_column_the_schema_does_not_have_is_refused_naming_the_file_and_what_to_do():
+    encoder = RecordEncoder("visits", [ID, SchemaField("reason", "STRING")], "id", schema_file="schemas/visits.json")
 
     with pytest.raises(RecordError) as caught:
         encoder.encode({"id": 7, "reason": "checkup", "notes": "late"})
 
     error = caught.value
-    assert (error.table, error.key, error.column, error.value) == ("visits", 7, "notes", "late")
-    assert error.expected == "no such column in schema"
+    assert (error.table, error.key, error.column, error.value, error.expected) == ("visits", 7, "notes", "late", None)
     assert str(error) == (
-        "table 'visits', row key 7, column 'notes': got str 'late', expected no such column in schema: "
-        "the schema has only: id, reason"
+        "table 'visits', row key 7, column 'notes': the column is not in the table's schema file "
+        "schemas/visits.json (fields: id, reason); add the field to the schema file, or leave the column out of "
+        "the query (or of the records to_record builds) (got str 'late')"
     )
 
 
@@ -644,15 +647,18 @@ def test_repeated_record_is_an_array_of_objects():
 def test_required_subfield_missing_is_refused_by_dotted_path():
     error = refusal(ORGANIZATION, {"founded": date(1999, 1, 2)}, expected="STRING", column="organization.name")
 
-    assert error.reason == "the column is REQUIRED"
+    assert error.reason == REQUIRED_NULL
 
 
 def test_unknown_subfield_is_refused_by_dotted_path():
     value = {"name": "North", "kind": "clinic"}
 
-    error = refusal(ORGANIZATION, value, expected="no such column in schema", column="organization.kind")
+    with pytest.raises(RecordError) as caught:
+        encode(ORGANIZATION, value)
 
-    assert error.reason == "the schema has only: name, founded"
+    assert (caught.value.column, caught.value.expected) == ("organization.kind", None)
+    assert caught.value.reason.startswith(
+        "the column is not in the table's schema file (fields of 'organization': name, founded); add the field")
 
 
 def test_error_in_a_repeated_record_names_index_and_subfield():

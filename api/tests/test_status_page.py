@@ -22,6 +22,7 @@ from bq_etl import history
 from bq_etl.blueprint import status_blueprint
 from bq_etl.charts import bar_chart
 from bq_etl.extension import state
+from bq_etl.run import ExportRun, new_run_id
 from api.tests.conftest import ROOT
 from api.tests.test_pipeline import FAULTS
 
@@ -163,6 +164,7 @@ def test_metrics_count_every_run_from_the_history(exported):
         return samples[(name, tuple(sorted(labels.items())))]
 
     members = history.runs(state().redis, "members")[0]
+    assert sample("bq_etl_redis_up") == 1
     assert sample("bq_etl_runs_total", table="practitioners", outcome="loaded") == 2
     assert sample("bq_etl_runs_total", table="bad_tracks", outcome="failed") == 1
     assert sample("bq_etl_runs_total", table="members", outcome="failed") == 0
@@ -177,6 +179,42 @@ def test_metrics_count_every_run_from_the_history(exported):
     assert sample("bq_etl_runs_running", table="killed_tracks", alive="false") == 1
     assert sample("bq_etl_runs_running", table="killed_tracks", alive="true") == 0
     assert sample("bq_etl_runs_total", table="killed_tracks", outcome="abandoned") == 0  # not swept yet
+
+
+def test_without_redis_the_page_is_a_503_and_the_metrics_say_redis_is_down(app):
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    for cached in ("config", "redis"):
+        state().__dict__.pop(cached, None)
+    app.register_blueprint(status_blueprint(auth=lambda: True, name="ops"), url_prefix="/ops")
+    client = app.test_client()
+
+    page = client.get("/ops/")
+    metrics = client.get("/ops/metrics")
+
+    assert page.status_code == 503 and page.content_type.startswith("text/plain")
+    assert page.text.startswith("bq-etl status: Redis (REDIS_URL 'redis://127.0.0.1:1/0') does not answer, "
+                                "and the run history is kept there: ConnectionError: ")
+    assert metrics.status_code == 200
+    assert [(s.name, s.value) for family in text_string_to_metric_families(metrics.text)
+            for s in family.samples] == [("bq_etl_redis_up", 0)]
+
+
+def test_the_page_and_status_list_only_failures_no_load_has_come_after(app, redis):
+    app.register_blueprint(status_blueprint(auth=lambda: True, name="ops"), url_prefix="/ops")
+    client = app.test_client()
+    failed = ExportRun("practitioners", new_run_id())
+    history.started(redis, failed, "hourly", keep=10)
+    history.failed(redis, "practitioners", failed.run_id, RuntimeError("the database went away"))
+    failure_line = f"practitioners: run {failed.run_id} failed: RuntimeError: the database went away"
+
+    assert "the database went away" in Page(client.get("/ops/").text).failures
+    assert failure_line in cli(app, "status").output.splitlines()
+
+    assert cli(app, "run", "practitioners").exit_code == 0
+
+    assert Page(client.get("/ops/").text).failures == ""
+    assert "the database went away" in client.get("/ops/").text  # still in the table's run list
+    assert failure_line not in cli(app, "status").output.splitlines()
 
 
 def test_nothing_is_shown_without_an_auth_check_that_says_yes(app, redis):

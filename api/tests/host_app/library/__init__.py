@@ -19,6 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
         "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "library.db"))
     app.config["ETL_EXPORT_MODULES"] = "library.exports"
+    app.config["ETL_BQ_DATASET"] = os.environ.get("ETL_BQ_DATASET", "library")  # the app's own dataset
     app.config.update(config or {})
     db.init_app(app)
     from library import models  # noqa: F401  (registers the tables)
