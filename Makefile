@@ -29,9 +29,10 @@ $(EMULATORS)/.stamp: requirements/emulators.txt bq_etl/emulators.txt
 test: venv
 	.venv/bin/python -m pytest api/tests -q --ignore=api/tests/test_install.py
 
-# A host app's pins (requirements/host.txt) in a fresh venv, then bq-etl from a wheel of this
-# checkout: fails if pip changed a pin; then the host app follows the guide and exports
-# through `flask export dev`'s emulators (api/tests/test_install.py).
+# A host app's pins (requirements/host.txt, psycopg 3.1 among them) in a fresh venv, then bq-etl
+# from a wheel of this checkout: fails if pip changed a pin; then the host app follows the guide,
+# exports through `flask export dev`'s emulators, and exports from PostgreSQL through the fast
+# path on the host's psycopg 3.1 (api/tests/test_install.py).
 test-install: venv
 	.venv/bin/python -m pytest api/tests/test_install.py -q
 
