@@ -21,11 +21,12 @@ are key ranges whose bounds the session's connection reads from the key's index:
 each row of the shard read once, at most BUILDING_CONNECTIONS batches held here. A batch with
 anything for Python to decide is read again row by row through an unbuffered cursor.
 
-The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection, where the
-Python path gets each value as PyMySQL makes it or through one of the few SQLAlchemy result
-processors mirrored here (Boolean, Float, TIME, JSON, Enum, BIT), no `to_record`/`records`
-override, and every schema field has a column type below; elsewhere `mysql_lines` returns None
-and the Python path runs. (MySQL keeps the Python path: its JSON type and functions differ, and
+The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection (in the
+settings `session_settings` gives every read; not in an sql_mode that changes what its functions
+write), where the Python path gets each value as PyMySQL makes it (a FLOAT as `raw_values` reads
+it) or through one of the few SQLAlchemy result processors mirrored here (Boolean, Float, TIME,
+JSON, Enum, BIT), no `to_record`/`records` override, and every schema field has a column type
+below; elsewhere `mysql_lines` returns None and the Python path runs. (MySQL keeps the Python path: its JSON type and functions differ, and
 no MySQL server runs here to prove the SQL against.)
 """
 from __future__ import annotations
