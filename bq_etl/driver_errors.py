@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Select, Text, cast
 from sqlalchemy.exc import DataError, DBAPIError
 
 from .errors import RecordError
+from .session_settings import reading_settings
 
 if TYPE_CHECKING:
     from .manager import ExportShardManager
@@ -30,7 +31,8 @@ def located_error(manager: ExportShardManager, statement: Select, error: BaseExc
     if isinstance(error, DBAPIError) and not isinstance(error, DataError):
         return None  # the database or the connection failed, not a value: nothing to look for
     try:
-        with manager.session.get_bind().connect() as connection:
+        # In the settings the shard was read in, so the same values fail (see `session_settings`).
+        with manager.session.get_bind().connect() as connection, reading_settings(connection):
             return _locate(manager, connection, statement, error, after)
     except Exception:
         return None  # the database cannot be read at all: the original error says more

@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, NoReturn, Sequence
 
 from flask import current_app
-from sqlalchemy import Row, Select
+from sqlalchemy import Connection, Row, Select
 from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
 from .json_values import fast_json
-from .raw_values import exact_statement
+from .raw_values import exact_statement, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
 from .schema import load_schema
 from .table_options import TableOptions, load_options, options_path
 from .serialize import RecordEncoder
+from .session_settings import reading_settings
 from .shard import plan_shards, shard_query
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class ExportShardManager:
     #: A run with fewer rows than this fraction of the live table's is refused (ShrinkError)
     #: unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
     shrink_threshold: ClassVar[float | None] = 0.5
+    # The positions of the shard query's single-precision FLOAT columns on MariaDB, once learnt.
+    _single_precision: frozenset[int] | None = None
 
     def query(self) -> Select:
         """The SELECT whose rows become the table's records (joins allowed, no ORDER BY)."""
@@ -85,8 +88,9 @@ class ExportShardManager:
 
     def lookup(self, statement: Select) -> list[Row]:
         """Run a side query for `records`, on a connection of its own: the shard's main query is
-        still streaming on the session's connection (MariaDB cannot interleave the two)."""
-        with self.session.get_bind().connect() as connection:
+        still streaming on the session's connection (MariaDB cannot interleave the two). It runs
+        in the settings the shard is read in (`session_settings`)."""
+        with self.session.get_bind().connect() as connection, reading_settings(connection):
             return list(connection.execute(statement))
 
     # -- machinery ---------------------------------------------------------------------------
@@ -137,7 +141,10 @@ class ExportShardManager:
     def plan(self) -> tuple[list[Shard], int]:
         """Cut the table into shards; return them and the row count at planning time."""
         try:
-            return plan_shards(self.session, self.query(), self.key, self.shard_size)
+            # In the settings the shards are read in: on MariaDB a TIMESTAMP key's bounds are
+            # read, and compared, in the session's time zone.
+            with reading_settings(self.session.connection()):
+                return plan_shards(self.session, self.query(), self.key, self.shard_size)
         finally:
             self.session.rollback()
 
@@ -146,27 +153,36 @@ class ExportShardManager:
         hold many lines (each ending in a newline)."""
         try:
             connection = self.session.connection()
-            built = None
-            # Imported here: each driver is installed only where the app runs on its database.
-            if connection.dialect.driver == "psycopg":
-                from .postgres_lines import postgres_lines
+            with reading_settings(connection):
+                yield from self._lines(connection, shard)
+        finally:
+            self.session.rollback()
 
-                built = postgres_lines(self, shard)
-            elif connection.dialect.driver == "pymysql":
-                from .mysql_lines import mysql_lines
+    def _lines(self, connection: Connection, shard: Shard) -> Iterator[bytes]:
+        built = None
+        # Imported here: each driver is installed only where the app runs on its database.
+        if connection.dialect.driver == "psycopg":
+            from .postgres_lines import postgres_lines
 
-                built = mysql_lines(self, shard)
-            if built is not None:
-                yield from built
-                return
-            statement = self._exact(shard_query(self.query(), self.key, shard))
-            with fast_json(connection):
-                # A Core result on the session's connection: rows as `lookup` gives them, without
-                # the ORM's result handling.
-                try:  # a streamed result reads its first row already
-                    result = connection.execute(statement.execution_options(yield_per=FETCH_ROWS))
-                except Exception as error:
-                    self._raise_located(statement, error)
+            built = postgres_lines(self, shard)
+        elif connection.dialect.driver == "pymysql":
+            from .mysql_lines import mysql_lines
+
+            built = mysql_lines(self, shard)
+        if built is not None:
+            yield from built
+            return
+        statement = self._exact(shard_query(self.query(), self.key, shard), connection)
+        with fast_json(connection):
+            # A Core result on the session's connection: rows as `lookup` gives them, without
+            # the ORM's result handling.
+            try:  # a streamed result reads its first row already
+                result = connection.execute(statement.execution_options(yield_per=FETCH_ROWS))
+            except Exception as error:
+                self._raise_located(statement, error)
+            # Closed before the session's settings are put back: MariaDB reads what is left of
+            # an unbuffered result before the connection takes another statement.
+            with result:
                 encode = self.encoder.encode
                 keys = tuple(result.keys())
                 # A batch's lines go out as one item.
@@ -184,8 +200,6 @@ class ExportShardManager:
                 size = ENCODE_ROWS if type(self).records is ExportShardManager.records else FETCH_ROWS
                 for batch in self._batches(result, statement, keys, size):
                     yield b"".join([encode(record) for record in self.records(batch)])
-        finally:
-            self.session.rollback()
 
     def lines_by_key(self, statement: Select) -> dict[Any, bytes]:
         """The Python path's line of each row `statement` (the shard query narrowed to a few
@@ -199,9 +213,15 @@ class ExportShardManager:
         encode, key_column = self.encoder.encode, self.key_column
         return {record[key_column]: encode(record) for record in self.records(rows)}
 
-    def _exact(self, statement: Select) -> Select:
-        """`statement` reading every column exactly (see `raw_values`)."""
-        return exact_statement(statement, self.session.get_bind().dialect, json_nulls=self.records_are_columns())
+    def _exact(self, statement: Select, connection: Connection | None = None) -> Select:
+        """`statement` (the shard query, or one narrowed from it) reading every column exactly
+        (see `raw_values`). Which columns MariaDB types single-precision FLOAT is learnt once,
+        on `connection` (else on a connection of its own)."""
+        bind = self.session.get_bind()
+        if self._single_precision is None:
+            self._single_precision = single_precision_columns(statement, connection or bind)
+        return exact_statement(statement, bind.dialect, json_nulls=self.records_are_columns(),
+                               single_precision=self._single_precision)
 
     def _batches(self, result: Any, statement: Select, keys: tuple[str, ...], size: int) -> Iterator[Sequence[Any]]:
         """The result's rows in batches of `size`; a value the driver cannot read raises a

@@ -21,11 +21,12 @@ are key ranges whose bounds the session's connection reads from the key's index:
 each row of the shard read once, at most BUILDING_CONNECTIONS batches held here. A batch with
 anything for Python to decide is read again row by row through an unbuffered cursor.
 
-The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection, where the
-Python path gets each value as PyMySQL makes it or through one of the few SQLAlchemy result
-processors mirrored here (Boolean, Float, TIME, JSON, Enum, BIT), no `to_record`/`records`
-override, and every schema field has a column type below; elsewhere `mysql_lines` returns None
-and the Python path runs. (MySQL keeps the Python path: its JSON type and functions differ, and
+The fast path applies only on MariaDB through PyMySQL with a utf8mb4 connection (in the
+settings `session_settings` gives every read; not in an sql_mode that changes what its functions
+write), where the Python path gets each value as PyMySQL makes it (a FLOAT as `raw_values` reads
+it) or through one of the few SQLAlchemy result processors mirrored here (Boolean, Float, TIME,
+JSON, Enum, BIT), no `to_record`/`records` override, and every schema field has a column type
+below; elsewhere `mysql_lines` returns None and the Python path runs. (MySQL keeps the Python path: its JSON type and functions differ, and
 no MySQL server runs here to prove the SQL against.)
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ from sqlalchemy.dialects.mysql import BIT, TIME
 from sqlalchemy.engine import Dialect, processors
 
 from .schema import TYPE_NAMES
+from .session_settings import reading_settings
 from .shard import shard_query
 from .suspect_rows import with_suspects_encoded
 
@@ -125,6 +127,8 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
     driver = connection.connection.driver_connection
     if driver.charset != "utf8mb4":
         return None  # utf8mb3 cannot carry characters beyond the BMP the same way
+    if not _plain_sql_mode(driver):
+        return None
     statement = shard_query(manager.query(), manager.key, shard)
     probe = connection.execute(statement.limit(0))
     names, fields = list(probe.keys()), getattr(getattr(probe.cursor, "_result", None), "fields", None)
@@ -144,6 +148,18 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
 
 
 # --- when the fast path applies ------------------------------------------------------------------
+
+# sql_mode flags under which the SQL below would write other lines: ORACLE makes CONCAT skip a
+# NULL (a NULL value's field would be written empty), EMPTY_STRING_IS_NULL makes its '' NULL.
+_UNSUPPORTED_SQL_MODES = {"ORACLE", "EMPTY_STRING_IS_NULL"}
+
+
+def _plain_sql_mode(driver: Any) -> bool:
+    with driver.cursor() as cursor:
+        cursor.execute("SELECT @@session.sql_mode")
+        (mode,) = cursor.fetchone()
+    return not set(mode.split(",")) & _UNSUPPORTED_SQL_MODES
+
 
 def _plain_manager(manager: ExportShardManager) -> bool:
     return (
@@ -244,14 +260,45 @@ def _float(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field |
     if column.type_code not in _FLOATS or column.processing not in ("raw", "float"):
         return None
     ref = column.ref
+    if column.type_code == FIELD_TYPE.FLOAT:
+        return _float32(ref)
     # Between 1e-5 and 1e15 MariaDB writes a double as PyMySQL reads it and as orjson writes it
-    # back, but a whole number without its ".0"; a FLOAT it writes with six digits, as it sends
-    # it to PyMySQL (so 281914.34 as 281914). Outside that range, orjson uses an exponent where
-    # MariaDB may not. (MariaDB stores no negative zero, NaN or infinity.)
+    # back, but a whole number without its ".0". Outside that range, orjson uses an exponent
+    # where MariaDB may not. (MariaDB stores no negative zero, NaN or infinity.)
     text = f"CONCAT({ref})"
     return _Field(
         f"IF(LOCATE('.', {text}), {text}, CONCAT({text}, '.0'))",
         (f"NOT (ABS({ref}) >= 0.00001 AND ABS({ref}) < 1000000000000000 OR {ref} = 0) OR LOCATE('e', {text})",),
+    )
+
+
+def _float32(ref: str) -> _Field:
+    """A single-precision FLOAT as the Python path reads it (`raw_values.shortest_float32`): the
+    shortest decimal that reads back as the same float32, the nearest one of its length.
+
+    MariaDB sends a FLOAT as six significant digits (%g): when those read back, they are the
+    shortest decimal (a normal float32 is too near its six-digit rounding for a shorter one to
+    be another). Otherwise the value rounded to 7, then 8, then 9 digits (which always read
+    back) by ROUND on its double: rint(x * 10^n) / 10^n, or rint(x / 10^-n) * 10^-n, rounds
+    half to even as Python does, and exactly (an x * 10^n that is no half-integer lies further
+    from one than the product's error) for n of 12 or less and -n of 6 or less: for x from 1e-4
+    to 1e13. CAST(... AS FLOAT) reads a decimal through a double; from 2^-14 up no decimal of
+    nine digits or fewer has a float32's halfway point for its nearest double, unless it is that
+    point (checked for every float32 from there to 1e15), so it reads each as strtof does. A row
+    with a FLOAT outside those ranges is suspect. Whole numbers are the integer float32s."""
+    six = f"CAST(CONCAT({ref}) AS DOUBLE)"
+    reads_back = f"CAST(CONCAT({ref}) AS FLOAT) = {ref}"
+    exponent = f"FLOOR(LOG10(ABS({ref})))"
+    rounded = [f"ROUND(CAST({ref} AS DOUBLE), {digits - 1} - {exponent})" for digits in (7, 8, 9)]
+    value = (
+        f"CASE WHEN {reads_back} THEN {six} "
+        + "".join(f"WHEN CAST({each} AS FLOAT) = {ref} THEN {each} " for each in rounded[:2])
+        + f"ELSE {rounded[2]} END"
+    )
+    return _Field(
+        f"IF({ref} = FLOOR({ref}), CONCAT({value}, '.0'), CONCAT({value}))",
+        (f"NOT ({ref} = 0 OR ABS({ref}) >= 0.0001 AND ABS({ref}) < 10000000000000 "
+         f"OR ABS({ref}) >= 0.00006103515625 AND ABS({ref}) < 1000000000000000 AND {reads_back})",),
     )
 
 
@@ -513,8 +560,10 @@ def _stream(manager: ExportShardManager, driver: Any, sql: _LineSQL) -> Iterator
     try:
         with ExitStack() as stack:
             engine = manager.session.get_bind()
-            cursors = [stack.enter_context(engine.connect()).connection.driver_connection.cursor()
-                       for _ in range(BUILDING_CONNECTIONS)]
+            building = [stack.enter_context(engine.connect()) for _ in range(BUILDING_CONNECTIONS)]
+            for connection in building:  # in the session's settings (`ExportShardManager.lines`)
+                stack.enter_context(reading_settings(connection))
+            cursors = [connection.connection.driver_connection.cursor() for connection in building]
             # Entered last, so left first: its threads are done before their connections close.
             pool = stack.enter_context(ThreadPoolExecutor(BUILDING_CONNECTIONS))
 

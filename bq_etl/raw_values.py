@@ -19,6 +19,12 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `JSON`: the column has NUMERIC affinity, so a scalar JSON number is stored as a number,
   which the stock processing cannot parse (TypeError); an integer is read as it is, a float
   (its text lost) refused.
+- MariaDB/MySQL single-precision `FLOAT`, whatever its SQLAlchemy type (`Float` makes one; a
+  `Float` may also read a DOUBLE): the server's text of it has six significant digits (%g), so
+  281914.34375 reads as 281914.0. Such a column (the server's type, learnt by
+  `single_precision_columns`) is read as `CAST(... AS DOUBLE)`, its exact value, and turned into
+  the shortest decimal that reads back as the same float32 (`shortest_float32`, 281914.34), as
+  PostgreSQL prints a REAL; the column's own processing then gets that float.
 
 Everything else keeps its processing (JSON, an app's TypeDecorator, ...). Two more changes
 serve the encoder, and only where records are the row's columns (no `to_record` to surprise):
@@ -31,11 +37,16 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from datetime import time, timedelta
 from decimal import Context, Decimal
+from fractions import Fraction
 from typing import Any, Callable
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Enum, Float, Numeric, Select, Text, Time, cast, type_coerce
+from sqlalchemy import (
+    JSON, Boolean, Connection, Date, DateTime, Double, Engine, Enum, Float, Numeric, Select, Text, Time, cast,
+    type_coerce,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
 
@@ -48,17 +59,95 @@ _FLOAT_DIGITS = 15
 _SUB_MICROSECOND = re.compile(r"\.[0-9]{7}")
 # Wide enough for any SQLite integer (19 digits) with any NUMERIC scale.
 _WIDE = Context(prec=200)
+#: The MySQL protocol's type code of a single-precision FLOAT column (MYSQL_TYPE_FLOAT).
+MYSQL_FLOAT = 4
+_PACK32, _UNPACK32 = struct.Struct("<f").pack, struct.Struct("<f").unpack
+_SMALLEST_NORMAL_FLOAT32 = 2.0**-126
+_FLOAT32_MIN, _FLOAT32_MAX = 2.0**-149, (2 - 2.0**-23) * 2.0**127
 
 
-def exact_statement(statement: Select, dialect: Dialect, json_nulls: bool) -> Select:
+def exact_statement(statement: Select, dialect: Dialect, json_nulls: bool,
+                    single_precision: frozenset[int] = frozenset()) -> Select:
     """`statement` with each lossy column (see module docstring) read exactly, and with JSON
     `null` read as `JSON_NULL` when `json_nulls`; `statement` itself when nothing changes.
-    Result column names stay as they were."""
+    `single_precision` holds the positions of the columns the server types as a MariaDB/MySQL
+    FLOAT (see `single_precision_columns`). Result column names stay as they were."""
     columns = list(statement.selected_columns)
     exact = [_exact_column(column, dialect, json_nulls) for column in columns]
+    exact = [
+        _single_precision(new, old, dialect) if index in single_precision else new
+        for index, (new, old) in enumerate(zip(exact, columns))
+    ]
     if all(new is old for new, old in zip(exact, columns)):
         return statement
     return statement.with_only_columns(*exact, maintain_column_froms=True)
+
+
+def single_precision_columns(statement: Select, bind: Connection | Engine) -> frozenset[int]:
+    """The positions of `statement`'s columns a MariaDB/MySQL server sends as single-precision
+    FLOAT, learnt from a LIMIT 0 run of it on `bind`; none elsewhere (and none where the server
+    cannot CAST to DOUBLE: MySQL before 8.0.17), without a query."""
+    dialect = bind.dialect
+    if dialect.name not in ("mysql", "mariadb") or not getattr(dialect, "_support_float_cast", False):
+        return frozenset()
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return single_precision_columns(statement, connection)
+    with bind.execute(statement.limit(0)) as probe:
+        description = probe.cursor.description
+    return frozenset(index for index, column in enumerate(description) if column[1] == MYSQL_FLOAT)
+
+
+def shortest_float32(value: float) -> float:
+    """`value`, a float32 held in a float, as the float of the shortest decimal that reads back
+    as the same float32 (3.1415927410125732 as 3.1415927), the nearest one of that length; any
+    other value as it is."""
+    if type(value) is not float or _to_float32(value) != value:
+        return value
+    return _shortest(value)
+
+
+def _shortest(value: float) -> float:
+    """`shortest_float32` of a float32."""
+    if not _FLOAT32_MIN <= abs(value) <= _FLOAT32_MAX:
+        return value  # zero, the infinities, NaN
+    if abs(value) < _SMALLEST_NORMAL_FLOAT32:
+        return next(float(text) for digits in range(1, 10) if _reads_back(text := f"{value:.{digits}g}", value))
+    # A normal float32 is within 6e-8 of itself relatively, a grid of six significant digits
+    # 1e-6 apart at the least: when a decimal of six digits or fewer reads back, the six-digit
+    # one is that decimal. Nine digits always read back, and a rounding that reads back is
+    # followed by longer ones that do (each is nearer): two tries find the shortest.
+    if _reads_back(seven := "%.7g" % value, value):
+        six = "%.6g" % value
+        return float(six if _reads_back(six, value) else seven)
+    eight = "%.8g" % value
+    return float(eight if _reads_back(eight, value) else "%.9g" % value)
+
+
+def _to_float32(value: float) -> float | None:
+    """`value` rounded to the nearest float32 (ties to even); None beyond float32's range."""
+    try:
+        return _UNPACK32(_PACK32(value))[0]
+    except OverflowError:
+        return None
+
+
+def _reads_back(text: str, value: float) -> bool:
+    """True when the decimal `text` reads as the float32 `value` (as strtof reads it)."""
+    candidate = float(text)
+    nearest = _to_float32(candidate)
+    if nearest == candidate:
+        return nearest == value
+    if nearest is None:
+        return False
+    # The decimal rounds as its nearest double does, unless that double lies exactly halfway
+    # between two float32s: then the decimal's own side of it decides.
+    other = 2 * candidate - nearest
+    if other != nearest and _to_float32(other) == other:
+        exact = Fraction(text)
+        if exact != candidate:
+            nearest = min(nearest, other) if exact < candidate else max(nearest, other)
+    return nearest == value
 
 
 def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
@@ -88,6 +177,30 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
     if json_nulls and isinstance(impl, Enum) and impl.enum_class is not None:
         return type_coerce(column, _StoredText())
     return column
+
+
+def _single_precision(exact: Any, column: Any, dialect: Dialect) -> Any:
+    """A MariaDB/MySQL FLOAT `column` read as its exact value, as `shortest_float32`, then
+    processed as `exact` (the column as otherwise read) processes the float PyMySQL makes."""
+    process = exact.type.dialect_impl(dialect).result_processor(dialect, MYSQL_FLOAT)
+    return type_coerce(cast(column, Double()), _Float32(process))
+
+
+class _Float32(TypeDecorator):
+    """A float32 read as a double: the shortest decimal's float, then the column's processing."""
+
+    impl = NullType
+    # Holds a processor: kept out of SQLAlchemy's statement cache.
+    cache_ok = False
+
+    def __init__(self, process: Callable[[Any], Any] | None):
+        super().__init__()
+        self.process = process
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if type(value) is float:  # a FLOAT's value, read as a DOUBLE: a float32
+            value = _shortest(value)
+        return self.process(value) if self.process is not None else value
 
 
 class _MySQLTime(TypeDecorator):

@@ -163,6 +163,12 @@ EDGES: dict[str, list[Column]] = {
         Column("n", sa.BigInteger, _f("n", "INTEGER"), _COMMON_INTEGERS),
         # MariaDB has no NaN or infinities; a negative zero reads back as 0.
         Column("f", sa.Double, _f("f", "FLOAT"), _COMMON_FLOATS),
+        # `Float` makes a single-precision FLOAT: the shortest decimal that reads back as the same
+        # float32 (MariaDB's own text of it has six digits: 281914.34375 as 281914).
+        Column("f4", sa.Float, _f("f4", "FLOAT"), [
+            Edge(sql="281914.34375", expected=281914.34), Edge(sql="16777216", expected=16777216.0),
+            Edge(sql="3.1415927", expected=3.1415927), Edge(sql="0.1", expected=0.1), Edge(sql="-0.0", expected=0.0),
+            Edge(sql="3.4028234663852886e38", expected=3.4028235e38), Edge(sql="1.401298464324817e-45", expected=1e-45)]),
         Column("d", sa.Numeric(38, 9), _f("d", "NUMERIC"), _e(
             Decimal("99999999999999999999999999999.999999999"), Decimal("-0.000000001"), Decimal("9007199254740993"))),
         Column("big", sa.Numeric(65, 30), _f("big", "BIGNUMERIC"), [
@@ -177,6 +183,10 @@ EDGES: dict[str, list[Column]] = {
             Edge(datetime(9999, 12, 31, 23, 59, 59, 999999),
                  expected=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
             Edge(datetime(2024, 3, 31, 1, 0, 0, 1), expected=datetime(2024, 3, 31, 1, 0, 0, 1, tzinfo=UTC))]),
+        # A TIMESTAMP is an instant, read in a UTC session whatever the server's time_zone.
+        Column("stamp", mysql.TIMESTAMP(fsp=6), _f("stamp", "TIMESTAMP"), [
+            Edge(sql="'1970-01-01 00:00:01'", expected=datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
+            Edge(sql="'2038-01-19 03:14:07.999999'", expected=datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC))]),
         Column("dt", mysql.DATETIME(fsp=6), _f("dt", "DATETIME"), _e(
             datetime(1000, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(2024, 3, 31, 2, 30))),
         Column("day", sa.Date, _f("day", "DATE"), _e(date(1000, 1, 1), date(9999, 12, 31), date(2024, 2, 29))),
