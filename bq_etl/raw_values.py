@@ -19,8 +19,12 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `JSON`: the column has NUMERIC affinity, so a scalar JSON number is stored as a number,
   which the stock processing cannot parse (TypeError); an integer is read as it is, a float
   (its text lost) refused.
+- PostgreSQL `ARRAY(JSON)` (jsonb[]): SQLAlchemy takes an element that is a JSON array for a
+  dimension of the array, so `ARRAY['[1]', '2']` fails to read; it is read as psycopg parses it.
 
-Everything else keeps its processing (Enum, JSON, an app's TypeDecorator, ...). One more change
+Everything else keeps its processing (Enum, an app's TypeDecorator, ...). JSON is parsed by
+`json_values.loads` unless the app gave the engine a `json_deserializer` (the values json.loads
+gives, with a number no float64 holds exactly marked for the encoder to refuse). One more change
 serves the encoder, and only where records are the row's columns (no `to_record` to surprise):
 a JSON column holding JSON `null` reads as `JSON_NULL`, not None, so the line keeps it apart
 from SQL NULL.
@@ -33,7 +37,7 @@ from datetime import time, timedelta
 from decimal import Context, Decimal
 from typing import Any, Callable
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Numeric, Select, Text, Time, cast, type_coerce
+from sqlalchemy import ARRAY, JSON, Boolean, Date, DateTime, Float, Numeric, Select, Text, Time, cast, type_coerce
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
 
@@ -76,12 +80,25 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         return type_coerce(column, _FloatDecimal())
     if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
         return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
-    if json_nulls and isinstance(impl, JSON):
-        parse = getattr(dialect, "_json_deserializer", None) or loads
-        # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
-        text = cast(column, Text) if dialect.driver == "psycopg" else column
-        return type_coerce(text, _JSONOrNull(parse))
+    if isinstance(impl, ARRAY) and isinstance(impl.item_type, JSON) and dialect.driver == "psycopg":
+        item = impl.item_type.dialect_impl(dialect)
+        if not impl.as_tuple and item.result_processor(dialect, None) is None:
+            return type_coerce(column, _AsRead())  # SQLAlchemy would only reshape psycopg's lists
+    if isinstance(impl, JSON):
+        parse = getattr(dialect, "_json_deserializer", None)
+        # Elsewhere psycopg parses json with `loads` already (json_values.fast_json).
+        if json_nulls or (parse is None and dialect.driver != "psycopg"):
+            # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
+            text = cast(column, Text) if dialect.driver == "psycopg" else column
+            return type_coerce(text, _JSONOrNull(parse or loads, json_nulls))
     return column
+
+
+class _AsRead(TypeDecorator):
+    """The driver's value as it is."""
+
+    impl = NullType
+    cache_ok = True
 
 
 class _MySQLTime(TypeDecorator):
@@ -168,15 +185,17 @@ class _SQLiteTemporal(TypeDecorator):
 
 
 class _JSONOrNull(TypeDecorator):
-    """A JSON column's text parsed as the dialect would, with JSON null as JSON_NULL."""
+    """A JSON column's text parsed as the dialect would (with `loads` unless the app gave its
+    own parser), with JSON null as JSON_NULL when `json_nulls`."""
 
     impl = NullType
     # Holds a parser: kept out of SQLAlchemy's statement cache.
     cache_ok = False
 
-    def __init__(self, parse: Callable[[Any], Any]):
+    def __init__(self, parse: Callable[[Any], Any], json_nulls: bool = True):
         super().__init__()
         self.parse = parse
+        self.json_nulls = json_nulls
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
@@ -191,6 +210,8 @@ class _JSONOrNull(TypeDecorator):
                 "SQLite stored this JSON number as a binary float, so its JSON text is lost; "
                 "declare the column with TEXT affinity (e.g. JSON().with_variant(Text, 'sqlite'))"
             )
+        if not self.json_nulls:
+            return self.parse(value)  # for a to_record: the values json.loads gives
         if self.parse is loads:
             return column_value(value)
         parsed = self.parse(value)
