@@ -2,16 +2,18 @@
 
 Some values stop the read itself, before the encoder sees them: psycopg raises on a PostgreSQL
 timestamp before year 1 or after 9999, `infinity`, a BC date or `24:00:00`; SQLAlchemy's SQLite
-processing raises on a malformed date, timestamp or JSON text. The error names no row. When a
+processing raises on a malformed date, timestamp or JSON text; Python's sqlite3 raises on TEXT
+that is not UTF-8 (SQLite stores whatever bytes it is given). The error names no row. When a
 shard's read fails so, the shard query is read again column by column from the last row that
 was read, one row at a time, until the failing column and row show; the value is then read as
-text and the failure becomes a RecordError naming table, row key, column and value.
+text (or, where even that fails, as the bytes the database holds) and the failure becomes a
+RecordError naming table, row key, column and value.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, Text, cast
+from sqlalchemy import Connection, LargeBinary, Select, Text, cast
 from sqlalchemy.exc import DataError, DBAPIError
 
 from .errors import RecordError
@@ -28,7 +30,7 @@ def located_error(manager: ExportShardManager, statement: Select, error: BaseExc
     """The RecordError for the row and column of `statement` (a shard query, ordered by the
     shard key) that raised `error` while being read, looking only at keys above `after` when
     given; None if no single value reproduces it (the connection failed, say)."""
-    if isinstance(error, DBAPIError) and not isinstance(error, DataError):
+    if not _may_be_a_value(error):
         return None  # the database or the connection failed, not a value: nothing to look for
     try:
         # In the settings the shard was read in, so the same values fail (see `session_settings`).
@@ -47,18 +49,39 @@ def _locate(manager: ExportShardManager, connection: Connection, statement: Sele
         failing = _failing_key(connection, rows, key, column, after)
         if failing is _NOT_READ:
             continue
-        try:
-            text = connection.execute(
-                rows.with_only_columns(cast(column, Text), maintain_column_froms=True).where(key == failing)
-            ).scalar()
-        except Exception:
-            text = None
+        shown, form = _shown(connection, rows, key, column, failing)
         return RecordError(
-            manager.table_name, failing, name, text, manager.encoder.expected(name),
+            manager.table_name, failing, name, shown, manager.encoder.expected(name),
             f"the database driver cannot read this value ({_first_line(error)}); the value shown "
-            "is the database's text of it. Correct the row, or convert the column in the export's query()",
+            f"is the database's {form} of it. Correct the row, or convert the column in the export's query()",
         )
     return None
+
+
+def _shown(connection: Connection, rows: Select, key: Any, column: Any, failing: Any) -> tuple[Any, str]:
+    """The failing value as the database's text of it, else (TEXT that is not UTF-8 cannot be
+    read as text either) as its bytes; and which of the two it is."""
+    for form, kind in (("text", Text), ("bytes", LargeBinary)):
+        try:
+            value = connection.execute(
+                rows.with_only_columns(cast(column, kind), maintain_column_froms=True).where(key == failing)
+            ).scalar()
+        except Exception:
+            continue
+        return value, form
+    return None, "text"
+
+
+def _may_be_a_value(error: BaseException) -> bool:
+    """Whether one value the driver cannot read may have raised `error`: a driver's DataError,
+    sqlite3's refusal of TEXT that is not UTF-8, or an error of Python's own (a result
+    processor's); not other database errors (a lost connection, a lock, an SQL error)."""
+    if not isinstance(error, DBAPIError):
+        return True
+    if isinstance(error, DataError):
+        return True
+    cause = error.orig
+    return type(cause).__module__ == "sqlite3" and str(cause).startswith("Could not decode to UTF-8")
 
 
 def _failing_key(connection: Connection, rows: Select, key: Any, column: Any, after: Any) -> Any:

@@ -536,7 +536,8 @@ def _compiled(manager: ExportShardManager, shard: Shard, dialect: Dialect, after
 def _canonical_json(values: bytes | None) -> bool:
     """True when `values`, comma-separated JSON texts json.loads reads, are each what the
     encoder writes for the value: orjson writes back exactly what it read (so json.loads reads
-    the same values: no duplicate keys, no number orjson reads otherwise)."""
+    the same values: no duplicate keys, no number orjson reads otherwise; and no number that is
+    not exactly its double, which orjson writes rounded: the encoder refuses those)."""
     if not values:
         return True
     document = b"[" + values + b"]"

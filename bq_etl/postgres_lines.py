@@ -4,7 +4,8 @@ itself, and Python only joins the lines into chunks (the fast path of `ExportSha
 Type by type the SQL writes what `RecordEncoder` writes (shared/BIGQUERY-JSON.md). Beside each
 line it decides whether the row is *suspect*: true for every row the encoder might refuse, and
 for a few it would accept (a conservative superset). One check is Python's, on each chunk of
-lines: JSON numbers of 19 digits or more (cheaper there than in SQL). A suspect row is read
+lines: JSON numbers outside int64/uint64 or that no double holds exactly (cheaper there than in
+SQL). A suspect row is read
 again and goes through the Python path (`records`, then `encoder.encode`), so a violating row
 raises exactly the Python path's RecordError, and an over-flagged row still gets the encoder's
 own line.
@@ -16,6 +17,7 @@ the Python path runs.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta, timezone, tzinfo
 from itertools import islice
@@ -29,7 +31,7 @@ from psycopg.types.string import ByteaBinaryLoader
 from sqlalchemy import ARRAY, Enum, Select
 from sqlalchemy.engine import Dialect
 
-from .json_values import MAX_DEPTH
+from .json_values import MAX_DEPTH, is_exact_float
 from .schema import TYPE_NAMES
 from .shard import shard_query
 from .suspect_rows import with_suspects_encoded
@@ -42,8 +44,9 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 2_000
 
 _MAX_SAFE_INTEGER = 2**53 - 1
-# The encoder refuses JSON containers nested MAX_DEPTH deep. (JSON numbers outside int64/uint64
-# are looked for in the lines: see _rows_with_long_numbers.)
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+# The encoder refuses JSON containers nested MAX_DEPTH deep. (JSON numbers outside int64/uint64,
+# or that no double holds exactly, are looked for in the lines: see _rows_with_long_numbers.)
 # A jsonb value nesting N containers takes at least 8 bytes per level (a container header and
 # the JEntry pointing at it), so a smaller uncompressed value cannot be too deep: the cheap test
 # spares the jsonpath walk for almost every row.
@@ -363,7 +366,10 @@ def _json(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | 
     # REQUIRED field.
     value = f"{ref}::text"
     required = (f"jsonb_typeof({ref}) = 'null'",) if field.mode == "REQUIRED" else ()
-    return _Field(value, cast + required + (
+    # A bare number as the whole value sits in the line as a FLOAT's does, which the number scan
+    # passes by (see _rows_with_long_numbers): such a row is the Python path's.
+    scalar = (f"jsonb_typeof({ref}) = 'number'",)
+    return _Field(value, cast + required + scalar + (
         f"CASE WHEN pg_column_size({ref}) < {_JSON_DEPTH_MIN_BYTES} AND pg_column_compression({ref}) IS NULL "
         f"THEN false ELSE jsonb_path_exists({ref}, 'strict $.**{{{MAX_DEPTH}}}') END",
     ))
@@ -487,35 +493,55 @@ def _has_chunked_stream() -> bool:
 _CHUNKED_STREAM = _has_chunked_stream()
 
 
-# Only a JSON value puts a bare (unquoted) number of 19 digits or more in a line: INTEGER beyond
-# 2**53, NUMERIC and BIGNUMERIC are quoted, FLOAT prints at most 17 digits.
-_DIGITS = bytes(ord("0") if byte in b"0123456789" else ord("_") for byte in range(256))
-_LONG_RUN = b"0" * 19
+# Only a JSON value puts a bare (unquoted) number in a line that the encoder may refuse: INTEGER
+# beyond 2**53, NUMERIC and BIGNUMERIC are quoted, and FLOAT prints the shortest repr of its
+# double. A JSON value's numbers come from jsonb's text, in plain notation (a json text with an
+# exponent skips the cast and is suspect already), so what it could hold is a long run of digits
+# and points: an integer outside int64/uint64 has 19 digits or more, and a decimal of at most 15
+# significant digits is exactly the double it reads as (see json_values). Inside a JSON value
+# jsonb writes a space after each ":" and ",": a number right after ":" is a field's whole value,
+# a FLOAT's (many have 17 digits; a JSON column holding just a number is suspect in SQL).
+_DIGITS = bytes(ord("0") if byte in b"0123456789." else ord("_") for byte in range(256))
+_LONG_RUN = b"0" * 17
 _NUMBER_BYTES = frozenset(b"0123456789.-")
-_BARE_AFTER = frozenset(b":,[ ")  # what precedes a bare number in a line or in jsonb's text
+_BARE_AFTER = frozenset(b"[ ")  # what precedes a bare number inside jsonb's text
+_NUMBER = re.compile(rb"-?[0-9.]+(?:[eE][-+]?[0-9]+)?")
 
 
 def _rows_with_long_numbers(data: bytes) -> list[int]:
-    """Indexes of the lines of `data` holding a bare number with a run of 19 digits or more.
+    """Indexes of the lines of `data` holding a number of 17 digits and points or more, inside
+    a JSON value, that the encoder might refuse: an integer outside int64/uint64, or a number
+    with a fraction no double holds exactly.
 
-    Such a JSON number may lie outside int64/uint64 (the encoder refuses it), or have more
-    fractional digits than the float the Python path reads it as. Looked for here rather than
-    in SQL, where a jsonpath walk of every JSON value cost PostgreSQL a fifth of its time: two
-    C-speed passes over the chunk, then a look behind each (rare) run of digits.
+    Looked for here rather than in SQL, where a jsonpath walk of every JSON value cost
+    PostgreSQL a fifth of its time: two C-speed passes over the chunk, then a look at each
+    (rarer) long number.
     """
     marked = data.translate(_DIGITS)
-    rows, row, start = [], 0, 0
+    rows, row, counted, start = [], 0, 0, 0
     while (hit := marked.find(_LONG_RUN, start)) >= 0:
         begin = hit
         while data[begin - 1] in _NUMBER_BYTES:
             begin -= 1
-        if data[begin - 1] in _BARE_AFTER:
-            row += data.count(b"\n", start, hit)
-            rows.append(row)
-            start = data.index(b"\n", hit) + 1
-            row += 1
-        else:  # inside a string: a quoted number, an id, a word
-            end = marked.index(b"_", hit)
-            row += data.count(b"\n", start, end)
-            start = end
+        start = marked.index(b"_", hit)  # past the run (a line ends in "}")
+        if data[begin - 1] not in _BARE_AFTER:
+            continue  # a field's value, or digits inside a string (an id, a word)
+        number = _NUMBER.match(data, begin)
+        if number is not None and _exact_number(number[0]):
+            continue
+        row += data.count(b"\n", counted, hit)
+        rows.append(row)
+        counted = start = data.index(b"\n", hit) + 1
+        row += 1
     return rows
+
+
+def _exact_number(text: bytes) -> bool:
+    """Whether the encoder writes the bare number `text` as it stands in the line (False for
+    what is no number: digits and points inside a string, over-flagged)."""
+    try:
+        if text.strip(b"-0123456789"):
+            return is_exact_float(text.decode())
+        return _INT64_MIN <= int(text) <= _UINT64_MAX
+    except ValueError:
+        return False

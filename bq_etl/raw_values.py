@@ -25,9 +25,13 @@ The lossy processings (SQLAlchemy 2.0):
   `single_precision_columns`) is read as `CAST(... AS DOUBLE)`, its exact value, and turned into
   the shortest decimal that reads back as the same float32 (`shortest_float32`, 281914.34), as
   PostgreSQL prints a REAL; the column's own processing then gets that float.
+- PostgreSQL `ARRAY(JSON)` (jsonb[]): SQLAlchemy takes an element that is a JSON array for a
+  dimension of the array, so `ARRAY['[1]', '2']` fails to read; it is read as psycopg parses it.
 
-Everything else keeps its processing (JSON, an app's TypeDecorator, ...). Two more changes
-serve the encoder, and only where records are the row's columns (no `to_record` to surprise):
+Everything else keeps its processing (an app's TypeDecorator, ...). JSON is parsed by
+`json_values.loads` unless the app gave the engine a `json_deserializer` (the values json.loads
+gives, with a number no float64 holds exactly marked for the encoder to refuse). Two more
+changes serve the encoder, and only where records are the row's columns (no `to_record` to surprise):
 a JSON column holding JSON `null` reads as `JSON_NULL`, not None, so the line keeps it apart
 from SQL NULL; and an `Enum` of a Python enum class reads as the text the database stores (the
 member's name, or its value with `values_callable`), not as the member, which no BigQuery type
@@ -44,8 +48,8 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from sqlalchemy import (
-    JSON, Boolean, Connection, Date, DateTime, Double, Engine, Enum, Float, Numeric, Select, Text, Time, cast,
-    type_coerce,
+    ARRAY, JSON, Boolean, Connection, Date, DateTime, Double, Engine, Enum, Float, Numeric, Select, Text, Time,
+    cast, type_coerce,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType, TypeDecorator
@@ -167,11 +171,17 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
         return type_coerce(column, _FloatDecimal())
     if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
         return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
-    if json_nulls and isinstance(impl, JSON):
-        parse = getattr(dialect, "_json_deserializer", None) or loads
-        # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
-        text = cast(column, Text) if dialect.driver == "psycopg" else column
-        return type_coerce(text, _JSONOrNull(parse))
+    if isinstance(impl, ARRAY) and isinstance(impl.item_type, JSON) and dialect.driver == "psycopg":
+        item = impl.item_type.dialect_impl(dialect)
+        if not impl.as_tuple and item.result_processor(dialect, None) is None:
+            return type_coerce(column, _AsRead())  # SQLAlchemy would only reshape psycopg's lists
+    if isinstance(impl, JSON):
+        parse = getattr(dialect, "_json_deserializer", None)
+        # Elsewhere psycopg parses json with `loads` already (json_values.fast_json).
+        if json_nulls or (parse is None and dialect.driver != "psycopg"):
+            # psycopg parses json itself, where JSON null and SQL NULL both become None: read the text.
+            text = cast(column, Text) if dialect.driver == "psycopg" else column
+            return type_coerce(text, _JSONOrNull(parse or loads, json_nulls))
 
     # Records are the row's columns: an enum class's column as its stored text (module docstring).
     if json_nulls and isinstance(impl, Enum) and impl.enum_class is not None:
@@ -201,6 +211,13 @@ class _Float32(TypeDecorator):
         if type(value) is float:  # a FLOAT's value, read as a DOUBLE: a float32
             value = _shortest(value)
         return self.process(value) if self.process is not None else value
+
+
+class _AsRead(TypeDecorator):
+    """The driver's value as it is."""
+
+    impl = NullType
+    cache_ok = True
 
 
 class _MySQLTime(TypeDecorator):
@@ -294,15 +311,17 @@ class _StoredText(TypeDecorator):
 
 
 class _JSONOrNull(TypeDecorator):
-    """A JSON column's text parsed as the dialect would, with JSON null as JSON_NULL."""
+    """A JSON column's text parsed as the dialect would (with `loads` unless the app gave its
+    own parser), with JSON null as JSON_NULL when `json_nulls`."""
 
     impl = NullType
     # Holds a parser: kept out of SQLAlchemy's statement cache.
     cache_ok = False
 
-    def __init__(self, parse: Callable[[Any], Any]):
+    def __init__(self, parse: Callable[[Any], Any], json_nulls: bool = True):
         super().__init__()
         self.parse = parse
+        self.json_nulls = json_nulls
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
@@ -317,6 +336,8 @@ class _JSONOrNull(TypeDecorator):
                 "SQLite stored this JSON number as a binary float, so its JSON text is lost; "
                 "declare the column with TEXT affinity (e.g. JSON().with_variant(Text, 'sqlite'))"
             )
+        if not self.json_nulls:
+            return self.parse(value)  # for a to_record: the values json.loads gives
         if self.parse is loads:
             return column_value(value)
         parsed = self.parse(value)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from .errors import RecordError, SchemaError
-from .json_values import JSON_NULL, MAX_DEPTH, CheckedJSON
+from .json_values import JSON_NULL, MAX_DEPTH, CheckedJSON, InexactFloat
 from .schema import TYPE_NAMES, check_schema
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ _UTC_ZONE_KEYS = frozenset({
 # Converters hand orjson a datetime, date or time it writes in BigQuery's form as it is: an
 # aware datetime only when in UTC (written with "Z"), never a naive one meaning UTC.
 _LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+# A refused JSON value's path names this many levels, then how deep the value lies.
+_JSON_PATH_LEVELS = 8
 
 
 #: Why a NULL in a REQUIRED field is refused, and what to do.
@@ -55,6 +57,7 @@ class _Invalid(Exception):
         self.expected = expected
         self.reason = reason
         self.path = path
+        self.levels = 0  # inside a JSON value: how deep it lies (the path names the first few)
 
 
 class RecordEncoder:
@@ -214,7 +217,7 @@ def _mapping_converter(compiled: tuple[tuple[Any, ...], ...]) -> Converter:
 
     def convert(record: Any) -> dict[str, Any]:
         if type(record) is not dict and not isinstance(record, Mapping):
-            raise _Invalid(record, "RECORD")
+            raise _Invalid(record, "RECORD", _wrong_type(record, "a RECORD takes a mapping (a dict)"))
         if not names.issuperset(record):
             unknown = next(k for k in record if k not in names)
             # No expected type: the encoder words the reason (it knows the schema file).
@@ -259,10 +262,18 @@ def _field_converter(field: SchemaField, zone: tzinfo | None) -> Converter:
 def _array_converter(element: Converter, element_type: str) -> Converter:
     expected = f"ARRAY<{element_type}>"
     plain = _PLAIN_TYPES.get(element)
+    # An element of ARRAY<JSON> is a JSON value, which may be a JSON array; a JSON null element
+    # BigQuery would read as a NULL element, which no array holds.
+    of_json = element is _json
+    null_reason = ("BigQuery arrays cannot hold NULL (a JSON null element is read as NULL too)" if of_json
+                   else "BigQuery arrays cannot hold NULL")
 
     def convert(value: Any) -> list[Any]:
         if type(value) is not list and not isinstance(value, (list, tuple)):
-            raise _Invalid(value, expected)
+            reason = ("a set has no order: pass a sorted list in to_record, or read the column as text "
+                      "(CAST(column AS CHAR)) into a STRING column") if isinstance(value, (set, frozenset)) else (
+                      _wrong_type(value, "a REPEATED column takes a list or a tuple"))
+            raise _Invalid(value, expected, reason)
         if plain is str and type(value) is list:
             # An array of ASCII strings, the common case, is written as it is.
             for item in value:
@@ -272,9 +283,9 @@ def _array_converter(element: Converter, element_type: str) -> Converter:
                 return value
         out = []
         for index, item in enumerate(value):
-            if item is None:
-                raise _Invalid(None, element_type, "BigQuery arrays cannot hold NULL", f"[{index}]")
-            if isinstance(item, (list, tuple)):
+            if item is None or item is JSON_NULL:
+                raise _Invalid(item, element_type, null_reason, f"[{index}]")
+            if not of_json and isinstance(item, (list, tuple)):
                 raise _Invalid(item, element_type, "BigQuery arrays cannot hold arrays", f"[{index}]")
             try:
                 out.append(element(item))
@@ -286,12 +297,19 @@ def _array_converter(element: Converter, element_type: str) -> Converter:
     return convert
 
 
+def _wrong_type(value: Any, takes: str, example: str = "") -> str:
+    """Why a value of a Python type the column does not take is refused, and what to do
+    (`example`: a SQL CAST that fits a common case)."""
+    cast = f"a SQL CAST; {example}" if example else "a SQL CAST"
+    return f"{takes}; convert it in the export's query() ({cast}) or in to_record"
+
+
 # --- scalar converters: each takes a non-None value and returns what orjson writes ------------
 
 def _integer(value: Any) -> int | str:
     if type(value) is not int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Invalid(value, "INTEGER")
+            raise _Invalid(value, "INTEGER", _wrong_type(value, "an INTEGER takes an int"))
         value = int(value)  # an IntEnum or other subclass: write its number
     if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
         return value
@@ -303,9 +321,13 @@ def _integer(value: Any) -> int | str:
 
 def _float(value: Any) -> float | str:
     if type(value) is not float:
+        if type(value) is InexactFloat:
+            raise _Invalid(value.text, "FLOAT", _inexact(value, "declare the column NUMERIC and pass a Decimal, "
+                                                              "or round it in to_record"))
         if isinstance(value, bool) or not isinstance(value, (float, int)):
             reason = ("a Decimal would be rounded to a binary float; declare the column NUMERIC "
-                      "or convert the value yourself") if isinstance(value, Decimal) else ""
+                      "or convert the value yourself") if isinstance(value, Decimal) else (
+                      _wrong_type(value, "a FLOAT takes a float or an int"))
             raise _Invalid(value, "FLOAT", reason)
         try:
             value = float(value)
@@ -325,7 +347,11 @@ def _boolean(value: Any) -> bool:
     # MariaDB BOOLEAN is TINYINT(1): 0 and 1 are the only honest booleans among ints.
     if isinstance(value, int) and not isinstance(value, bool) and (value == 0 or value == 1):
         return value == 1
-    reason = "only True/False, or the integers 0 and 1" if isinstance(value, int) else ""
+    if isinstance(value, int):
+        reason = "only True/False, or the integers 0 and 1"
+    else:
+        bit = "PostgreSQL bit(1) reads as text: CAST(column AS integer)" if isinstance(value, str) else ""
+        reason = _wrong_type(value, "a BOOLEAN takes True/False or the integers 0 and 1", bit)
     raise _Invalid(value, "BOOLEAN", reason)
 
 
@@ -334,7 +360,9 @@ def _string(value: Any) -> str:
         if isinstance(value, Enum):
             raise _Invalid(value, "STRING", "an enum member is not text: make the record hold the text to "
                                             "write (member.name, as SQLAlchemy stores it, or member.value)")
-        raise _Invalid(value, "STRING", "no implicit conversion to text")
+        mariadb_set = "a MariaDB SET reads as a set: CAST(column AS CHAR)" if isinstance(value, (set, frozenset)) else ""
+        reason = _wrong_type(value, "no implicit conversion to text: a STRING takes a str", mariadb_set)
+        raise _Invalid(value, "STRING", reason)
     if not value.isascii():
         _check_utf8(value, "STRING")
     return value
@@ -351,7 +379,7 @@ def _check_utf8(value: str, expected: str) -> None:
 
 def _bytes(value: Any) -> str:
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise _Invalid(value, "BYTES")
+        raise _Invalid(value, "BYTES", _wrong_type(value, "BYTES take bytes"))
     return base64.b64encode(value).decode("ascii")
 
 
@@ -397,9 +425,12 @@ def _decimal_converter(field_type: str, precision: int | None, scale: int | None
                 return str(int(value))
             raise _Invalid(value, expected, out_of_range)
         if not isinstance(value, Decimal):
-            reason = ("a float is not exact; pass a Decimal (SQLite keeps a NUMERIC with a fraction as a "
-                      "float: one of more than 15 significant digits cannot be read back exactly)"
-                      if isinstance(value, float) else "")
+            if isinstance(value, float):
+                reason = ("a float is not exact; pass a Decimal (SQLite keeps a NUMERIC with a fraction as a "
+                          "float: one of more than 15 significant digits cannot be read back exactly)")
+            else:
+                money = "PostgreSQL money reads as text: CAST(column AS numeric)" if isinstance(value, str) else ""
+                reason = _wrong_type(value, f"{expected} takes a Decimal or an int", money)
             raise _Invalid(value, expected, reason)
         # Common case, without the costly as_tuple(): |value| < 10**integer_digits and str()
         # gives plain notation with no more fractional digits than the scale.
@@ -436,6 +467,10 @@ def _exact_decimal(value: Decimal, expected: str, scale: int, integer_digits: in
 
 
 def _timestamp_converter(zone: tzinfo | None) -> Converter:
+    # A zone of one fixed offset gives every wall-clock time exactly one instant; another (a
+    # ZoneInfo with summer time) skips some and repeats others.
+    shifts = zone is not None and type(zone) is not timezone
+
     def convert(value: Any) -> str:
         if type(value) is not datetime and not isinstance(value, datetime):
             raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else _zero_date(value))
@@ -455,6 +490,8 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
                 )
             if zone is _UTC:
                 return _utc_text(value.replace(tzinfo=None) if value_zone else value)
+            if shifts:
+                _check_wall_clock(value, zone)
             value = value.replace(tzinfo=zone)
         try:
             value = value.astimezone(_UTC)
@@ -463,6 +500,22 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
         return _utc(value)
 
     return convert
+
+
+def _check_wall_clock(value: datetime, zone: tzinfo) -> None:
+    """Refuse a naive `value` that is no single instant in `zone`: a time its clocks skipped,
+    or one they showed twice (PEP 495: fold 0 and fold 1 then have different offsets)."""
+    first = value.replace(tzinfo=zone, fold=0).utcoffset()
+    second = value.replace(tzinfo=zone, fold=1).utcoffset()
+    if first == second:
+        return
+    wall_clock = value.replace(tzinfo=None).isoformat(sep=" ")
+    if first < second:  # a gap: before it the offset was smaller
+        what = f"{wall_clock} does not exist in {zone} (the clocks skipped it)"
+    else:
+        what = f"{wall_clock} occurs twice in {zone} (the clocks went back), so its instant is ambiguous"
+    raise _Invalid(value, "TIMESTAMP",
+                   f"{what}; store the instant (an aware timestamp) or convert it in the export's query()")
 
 
 def _always_utc(zone: tzinfo) -> bool:
@@ -514,7 +567,7 @@ def _time(value: Any) -> time | str:
             raise _Invalid(value, "TIME", "outside 00:00:00 to 23:59:59.999999")
         seconds = value.seconds
         return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{value.microseconds:06d}"
-    raise _Invalid(value, "TIME")
+    raise _Invalid(value, "TIME", _wrong_type(value, "a TIME takes a time or a timedelta"))
 
 
 # orjson formats dates and times several times faster than isoformat(), but only of the exact
@@ -561,7 +614,8 @@ def _json(value: Any) -> Any:
     try:
         _check_json(value, 0)
     except _Invalid as e:
-        e.reason = f"at ${e.path}: {e.reason}"
+        where = f"${e.path}" if e.levels <= _JSON_PATH_LEVELS else f"${e.path}... ({e.levels} levels down)"
+        e.reason = f"at {where}: {e.reason}"
         e.path = ""
         raise
     return value
@@ -605,7 +659,9 @@ def _check_json(value: Any, depth: int) -> None:
             try:
                 _check_json(item, depth + 1)
             except _Invalid as e:
-                e.path = f"{'.' if is_object else '['}{key}{'' if is_object else ']'}{e.path}"
+                if depth < _JSON_PATH_LEVELS:  # the path names the first few levels only
+                    e.path = f"{'.' if is_object else '['}{key}{'' if is_object else ']'}{e.path}"
+                e.levels += 1
                 raise
     elif kind is str:
         if not value.isascii():
@@ -618,12 +674,23 @@ def _check_json(value: Any, depth: int) -> None:
             raise _Invalid(value, "JSON", "NaN and Infinity are not JSON numbers")
     elif value is None or kind is bool:
         pass
+    elif kind is InexactFloat:
+        raise _Invalid(value.text, "JSON", _inexact(value, "BigQuery refuses it; a JSON string keeps its digits"))
     elif isinstance(value, (str, int, dict, list)):
         # orjson writes subclasses of these four (an IntEnum, an OrderedDict) as their base type.
         base = next(base for base in (str, int, dict, list) if isinstance(value, base))
         _check_json(base(value), depth)
     else:
         raise _Invalid(value, "JSON", f"{kind.__name__} is not a JSON type")
+
+
+def _inexact(number: InexactFloat, advice: str) -> str:
+    """Why a JSON number no float64 holds exactly is refused, then `advice`."""
+    text = number.text
+    if len(text) > 40:  # jsonb writes 1e-400 as 0.000...0001: say it as 1e-400
+        scientific = f"{Decimal(text):e}"
+        text = scientific if len(scientific) <= 40 else text[:37] + "..."
+    return f"JSON number {text} cannot be held exactly by a float64 (it would become {float(number)!r}); {advice}"
 
 
 _SIMPLE: dict[str, Converter] = {

@@ -1,6 +1,9 @@
 """Edge-value tables, one per database, and the exports that load them: each BigQuery type's
 edge values as a new user would store them (see test_edge_values.py), and per database a table
-of values that must be refused by name.
+of values that must be refused by name. The `local_` tables are exported with naive timestamps
+meaning London time (`naive_timestamp_zone`), and hold what the fast paths leave to the Python
+path (such a zone, PostgreSQL's jsonb[], money and bit, MariaDB's SET), so the other tables keep
+the fast paths.
 
 A table has one column per kind of value and one row per value: row `id` holds the value in
 its column, every other column NULL. `Edge.expected` is what the official BigQuery client reads
@@ -83,6 +86,16 @@ _COMMON_STRINGS = _e("", " padded ", 'quote " backslash \\ tab \t newline \n', "
 _COMMON_BYTES = [Edge(b""), Edge(b"\x00\xff"), Edge(bytes(range(256)))]
 _COMMON_INTEGERS = _e(0, -1, 2**31 - 1, 2**53 - 1, 2**53 + 1, 2**63 - 1, -(2**63))
 _COMMON_FLOATS = _e(0.1 + 0.2, 5e-324, 1.7976931348623157e308, -1.5, 123456789012345.6)
+# JSON numbers a float64 holds exactly: the value of the double's shortest repr (1.10 is 1.1, 1e2
+# is 100.0, 123456789.12345678 has 17 significant digits and is a double).
+_EXACT_JSON_NUMBERS = "[0.1, 1.10, 1e2, 5e-324, -0.0, 1.7976931348623157e308, 0.30000000000000004, 123456789.12345678]"
+_EXACT_JSON_NUMBERS_READ = [0.1, 1.1, 100.0, 5e-324, -0.0, 1.7976931348623157e308, 0.30000000000000004,
+                            123456789.12345678]
+# What no float64 holds exactly (BigQuery refuses them): below the smallest double, or with more
+# significant digits than the double they read as keeps.
+_INEXACT = "cannot be held exactly by a float64"
+_INEXACT_JSON_NUMBERS = ["'1e-400'", "'[2.4e-324]'", """'{"pi": 3.141592653589793238462643383279}'""",
+                         "'[12345678901234567890.5]'", "'[1.00000000000000001]'"]
 _COMMON_JSON = [Edge(_JSON_DOC), Edge([]), Edge({}), Edge("a string"), Edge(1.5), Edge(False),
                 Edge({"emoji": "🙏", "nested": {"list": [1, [2, [3]]]}}),
                 # JSON null, not SQL NULL: the line says null; the emulator stores SQL NULL.
@@ -115,7 +128,8 @@ EDGES: dict[str, list[Column]] = {
         Column("day", sa.Date, _f("day", "DATE"), _e(date(1, 1, 1), date(9999, 12, 31), date(2024, 2, 29))),
         Column("t", sa.Time, _f("t", "TIME"), _e(time(0, 0), time(23, 59, 59, 999999), time(12, 0, 0, 1))),
         # A column declared JSON has NUMERIC affinity: a scalar JSON number is stored as a number.
-        Column("j", sa.JSON, _f("j", "JSON"), [edge for edge in _COMMON_JSON if edge.value != 1.5] + [Edge(7)]),
+        Column("j", sa.JSON, _f("j", "JSON"), [edge for edge in _COMMON_JSON if edge.value != 1.5] + [
+            Edge(7), Edge(sql=f"'{_EXACT_JSON_NUMBERS}'", expected=_EXACT_JSON_NUMBERS_READ)]),
     ],
     "postgresql": [
         Column("n", sa.BigInteger, _f("n", "INTEGER"), _COMMON_INTEGERS),
@@ -149,10 +163,15 @@ EDGES: dict[str, list[Column]] = {
             datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(2024, 3, 31, 1, 30))),
         Column("day", sa.Date, _f("day", "DATE"), _e(date(1, 1, 1), date(9999, 12, 31), date(2024, 2, 29))),
         Column("t", sa.Time, _f("t", "TIME"), _e(time(0, 0), time(23, 59, 59, 999999), time(12, 0, 0, 1))),
-        Column("j", postgresql.JSONB, _f("j", "JSON"), _COMMON_JSON),
+        # jsonb keeps a number as its exact decimal, without an exponent: 1e2 as 100, an integer
+        # (the largest double would be a 309-digit integer, refused).
+        Column("j", postgresql.JSONB, _f("j", "JSON"), _COMMON_JSON + [
+            Edge(sql=f"'{_EXACT_JSON_NUMBERS.replace(', 1.7976931348623157e308', '')}'",
+                 expected=[100 if n == 100.0 else n for n in _EXACT_JSON_NUMBERS_READ if n != 1.7976931348623157e308])]),
         Column("jt", sa.JSON, _f("jt", "JSON"), [
             Edge(sql="""'{"a": 1, "a": 2}'""", expected={"a": 2}), Edge({"t": "\u00e9", "n": -0.5}),
-            Edge(sa.JSON.NULL, expected=None, line=None)]),
+            Edge(sa.JSON.NULL, expected=None, line=None),
+            Edge(sql=f"'{_EXACT_JSON_NUMBERS}'", expected=_EXACT_JSON_NUMBERS_READ)]),
         Column("tags", postgresql.ARRAY(sa.Text), _f("tags", "STRING", "REPEATED"), [
             Edge(["a", "🙏", ""]), Edge([]), Edge(None, expected=[])]),
         Column("counts", postgresql.ARRAY(sa.Integer), _f("counts", "INTEGER", "REPEATED"), [
@@ -193,7 +212,8 @@ EDGES: dict[str, list[Column]] = {
         Column("t", mysql.TIME(fsp=6), _f("t", "TIME"), [
             *_e(time(0, 0), time(23, 59, 59, 999999), time(12, 0, 0, 1)),
             Edge(sql="'23:59:59.999999'", expected=time(23, 59, 59, 999999))]),
-        Column("j", sa.JSON, _f("j", "JSON"), _COMMON_JSON),
+        Column("j", sa.JSON, _f("j", "JSON"), _COMMON_JSON + [
+            Edge(sql=f"'{_EXACT_JSON_NUMBERS}'", expected=_EXACT_JSON_NUMBERS_READ)]),
     ],
 }
 
@@ -212,10 +232,16 @@ REJECTS: dict[str, list[Column]] = {
         Column("day", sa.Date, _f("day", "DATE"), rejects=[Reject("'0000-00-00'", "driver cannot read")]),
         Column("t", sa.Time, _f("t", "TIME"), rejects=[Reject("'24:00:00'", "driver cannot read")]),
         Column("j", sa.JSON, _f("j", "JSON"), rejects=[
-            Reject("""'{"a": '""", "driver cannot read"), Reject("'[1e400]'", "NaN and Infinity are not JSON numbers"),
+            Reject("""'{"a": '""", "driver cannot read"), Reject("'[1e400]'", _INEXACT),
             Reject("'[18446744073709551616]'", "integer outside int64/uint64"),
-            Reject("'1.5'", "stored this JSON number as a binary float")]),
-        Column("s", sa.Text, _f("s", "STRING"), rejects=[Reject("x'00ff'", "got bytes")]),
+            Reject("'1.5'", "stored this JSON number as a binary float"),
+            # Containers: a scalar number would be stored as a number (NUMERIC affinity).
+            *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS if sql.startswith(("'[", "'{")))]),
+        # SQLite stores whatever bytes a TEXT is given: one that is not UTF-8 is shown as its bytes.
+        Column("s", sa.Text, _f("s", "STRING"), rejects=[
+            Reject("x'00ff'", "got bytes"),
+            Reject("CAST(x'c3' AS TEXT)", "got bytes b'\\xc3', expected STRING: the database driver cannot read"),
+            Reject("CAST(x'eda080' AS TEXT)", "Could not decode to UTF-8")]),
         # SQLite does not check an Enum's labels; SQLAlchemy's Enum (kept) raises on an unknown one.
         Column("e", sa.Enum("new", "done"), _f("e", "STRING"), rejects=[Reject("'old'", "driver cannot read")]),
     ],
@@ -236,10 +262,14 @@ REJECTS: dict[str, list[Column]] = {
         Column("tags", postgresql.ARRAY(sa.Text), _f("tags", "STRING", "REPEATED"), rejects=[
             Reject("ARRAY['a', NULL]", "cannot hold NULL")]),
         # jsonb keeps 1e400 as the integer 1 followed by 400 zeros; json keeps the text.
+        # jsonb keeps 1e-400 as 0.000...0001, 400 places: the fast path looks for long numbers.
         Column("j", postgresql.JSONB, _f("j", "JSON"), rejects=[
             Reject("'1e400'", "integer outside int64/uint64"),
-            Reject("'[18446744073709551616]'", "integer outside int64/uint64")]),
-        Column("jt", sa.JSON, _f("jt", "JSON"), rejects=[Reject("'[1e400]'", "NaN and Infinity are not JSON numbers")]),
+            Reject("'[18446744073709551616]'", "integer outside int64/uint64"),
+            *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS)]),
+        # json keeps the text: one with an exponent is the Python path's.
+        Column("jt", sa.JSON, _f("jt", "JSON"), rejects=[
+            Reject("'[1e400]'", _INEXACT), *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS)]),
     ],
     "mariadb": [
         Column("t", mysql.TIME(fsp=6), _f("t", "TIME"), rejects=[
@@ -254,7 +284,52 @@ REJECTS: dict[str, list[Column]] = {
         Column("d", sa.Numeric(65, 30), _f("d", "NUMERIC"), rejects=[
             Reject("1.0000000001", "more than 9 fractional digits"), Reject("1e29", "outside the NUMERIC range")]),
         Column("j", sa.JSON, _f("j", "JSON"), rejects=[
-            Reject("'[18446744073709551616]'", "integer outside int64/uint64")]),
+            Reject("'[18446744073709551616]'", "integer outside int64/uint64"),
+            *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS)]),
+    ],
+}
+
+# A naive timestamp means London time in the local tables: a time the clocks skipped (the night
+# summer time starts) or showed twice (the night it ends) is no one instant.
+_LOCAL_TIMES = [
+    Edge(datetime(2024, 7, 1, 12, 0), expected=datetime(2024, 7, 1, 11, 0, tzinfo=UTC)),
+    Edge(datetime(2024, 1, 15, 12, 0, 0, 1), expected=datetime(2024, 1, 15, 12, 0, 0, 1, tzinfo=UTC)),
+    Edge(datetime(2024, 3, 31, 2, 0), expected=datetime(2024, 3, 31, 1, 0, tzinfo=UTC)),  # just after the gap
+    Edge(datetime(2024, 10, 27, 2, 0), expected=datetime(2024, 10, 27, 2, 0, tzinfo=UTC)),  # just after the overlap
+]
+_LOCAL_TIME_REJECTS = [Reject("'2024-03-31 01:30:00'", "does not exist in Europe/London (the clocks skipped it)"),
+                       Reject("'2024-10-27 01:30:00'", "occurs twice in Europe/London")]
+
+LOCAL_EDGES: dict[str, list[Column]] = {
+    "sqlite": [Column("ts", sa.DateTime, _f("ts", "TIMESTAMP"), _LOCAL_TIMES)],
+    "postgresql": [
+        Column("ts", sa.DateTime, _f("ts", "TIMESTAMP"), _LOCAL_TIMES),
+        # An element of ARRAY<JSON> is any JSON value, a JSON array too. (The emulator gives each
+        # element back as its JSON text, '[1,2]': the line is checked.)
+        Column("docs", postgresql.ARRAY(postgresql.JSONB), _f("docs", "JSON", "REPEATED"), [
+            Edge(sql="""ARRAY['[1, 2]', '{"a": [null, 0.5]}', '"x"', '1.5', 'true', '[]']::jsonb[]""",
+                 line=[[1, 2], {"a": [None, 0.5]}, "x", 1.5, True, []]),
+            Edge(sql="ARRAY[]::jsonb[]", expected=[])]),
+    ],
+    "mariadb": [Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), _LOCAL_TIMES)],
+}
+
+LOCAL_REJECTS: dict[str, list[Column]] = {
+    "sqlite": [Column("ts", sa.DateTime, _f("ts", "TIMESTAMP"), rejects=_LOCAL_TIME_REJECTS)],
+    "postgresql": [
+        Column("ts", sa.DateTime, _f("ts", "TIMESTAMP"), rejects=_LOCAL_TIME_REJECTS),
+        # BigQuery reads a JSON null element as a NULL element, which no array holds.
+        Column("docs", postgresql.ARRAY(postgresql.JSONB), _f("docs", "JSON", "REPEATED"), rejects=[
+            Reject("""ARRAY['{"a": 1}'::jsonb, 'null'::jsonb]""", "cannot hold NULL (a JSON null element is read as NULL too)"),
+            Reject("ARRAY[NULL::jsonb]", "cannot hold NULL"),
+            Reject("ARRAY['[1e-400]'::jsonb]", _INEXACT)]),
+        # Types the fast path leaves alone, read as text: the reason says how to convert them.
+        Column("cash", postgresql.MONEY, _f("cash", "NUMERIC"), rejects=[Reject("'12.34'", "CAST(column AS numeric)")]),
+        Column("bit", postgresql.BIT(1), _f("bit", "BOOLEAN"), rejects=[Reject("B'1'", "CAST(column AS integer)")]),
+    ],
+    "mariadb": [
+        Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), rejects=_LOCAL_TIME_REJECTS),
+        Column("opts", mysql.SET("a", "b"), _f("opts", "STRING"), rejects=[Reject("'a,b'", "CAST(column AS CHAR)")]),
     ],
 }
 
@@ -281,7 +356,7 @@ METADATA = sa.MetaData()
 ID = SchemaField("id", "INTEGER", "REQUIRED")
 
 
-def _export(database: str, kind: str, columns: list[Column]) -> type[ExportShardManager]:
+def _export(database: str, kind: str, columns: list[Column], zone: Any = UTC) -> type[ExportShardManager]:
     table = edge_table(METADATA, f"{kind}_{database}", columns)
     # The emulator cannot create a BIGNUMERIC column (DuckDB decimals stop at 38 digits): those
     # columns are left out of the load and checked in the written lines (see `with_every_column`).
@@ -294,6 +369,7 @@ def _export(database: str, kind: str, columns: list[Column]) -> type[ExportShard
         schema = [ID, *(column.field for column in loaded)]
         cadence = Cadence.HOURLY
         shard_key = table.c.id
+        naive_timestamp_zone = zone
 
         def query(self) -> sa.Select:
             return sa.select(table.c.id, *(table.c[column.name] for column in loaded))
@@ -316,17 +392,14 @@ def with_every_column(export: type[ExportShardManager]) -> ExportShardManager:
     return EveryColumn()
 
 
-EdgesSqliteExport = _export("sqlite", "edges", EDGES["sqlite"])
-EdgesPostgresqlExport = _export("postgresql", "edges", EDGES["postgresql"])
-EdgesMariadbExport = _export("mariadb", "edges", EDGES["mariadb"])
-RejectsSqliteExport = _export("sqlite", "rejects", REJECTS["sqlite"])
-RejectsPostgresqlExport = _export("postgresql", "rejects", REJECTS["postgresql"])
-RejectsMariadbExport = _export("mariadb", "rejects", REJECTS["mariadb"])
-
-EDGES_AND_REJECTS = {f"{kind}_{database}": columns for kind, corpus in (("edges", EDGES), ("rejects", REJECTS))
-                     for database, columns in corpus.items()}
+#: Each database's corpus of each kind: edges, rejects, local_edges, local_rejects.
+CORPORA = {"edges": EDGES, "rejects": REJECTS, "local_edges": LOCAL_EDGES, "local_rejects": LOCAL_REJECTS}
+#: The export of each database's table of each kind.
 EXPORTS = {
-    "sqlite": (EdgesSqliteExport, RejectsSqliteExport),
-    "postgresql": (EdgesPostgresqlExport, RejectsPostgresqlExport),
-    "mariadb": (EdgesMariadbExport, RejectsMariadbExport),
+    database: {kind: _export(database, kind, corpus[database], LONDON if kind.startswith("local") else UTC)
+               for kind, corpus in CORPORA.items()}
+    for database in EDGES
 }
+EDGES_AND_REJECTS = {f"{kind}_{database}": corpus[database] for kind, corpus in CORPORA.items() for database in corpus}
+# `Tables` finds an app's exports among its modules' names: each export is one (EdgesSqliteExport, ...).
+globals().update({export.__name__: export for exports in EXPORTS.values() for export in exports.values()})

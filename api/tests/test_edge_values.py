@@ -1,6 +1,7 @@
 """Every value on every database is exact in BigQuery or refused by name (edge_values.py).
 
-Each database's edge table is exported as a new user would (`flask export run`) into the
+Each database's edge tables (`edges`, and `local_edges`, whose naive timestamps mean London time)
+are exported as a new user would (`flask export run`) into the
 BigQuery emulator, read back with the official client and compared value by value; where the
 emulator differs from BigQuery, the written line is checked instead. Each row of a database's
 reject table is exported alone, through every path the database has, and must raise a
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 
 from api.db import db
 from api.tests.edge_values import (
-    EDGES, EXPORTS, REJECTS, UNSET, Column, Edge, Reject, edge_rows, reject_rows, with_every_column,
+    CORPORA, EXPORTS, UNSET, Column, Edge, Reject, edge_rows, reject_rows, with_every_column,
 )
 from bq_etl.errors import RecordError
 from bq_etl.extension import state
@@ -55,7 +56,7 @@ def tables(database):
     """Drops the test's edge tables afterwards."""
     yield
     db.session.rollback()
-    for export in EXPORTS[database]:
+    for export in EXPORTS[database].values():
         export.shard_key.table.drop(db.engine, checkfirst=True)
 
 
@@ -94,9 +95,10 @@ def mismatches(column: Column, edge: Edge, record: dict[str, Any], got: Any) -> 
 
 
 @ALL_DATABASES
-def test_every_edge_value_arrives_in_bigquery_exactly(app, database, tables):
-    export = EXPORTS[database][0]
-    rows = edge_rows(EDGES[database])
+@pytest.mark.parametrize("kind", ["edges", "local_edges"])
+def test_every_edge_value_arrives_in_bigquery_exactly(app, database, tables, kind):
+    export = EXPORTS[database][kind]
+    rows = edge_rows(CORPORA[kind][database])
     filled(export, rows)
     lines = {record["id"]: record for record in written(with_every_column(export))}
 
@@ -118,9 +120,10 @@ def test_every_edge_value_arrives_in_bigquery_exactly(app, database, tables):
 
 
 @ALL_DATABASES
-def test_every_reject_row_is_refused_naming_its_key_and_column(app, database, tables):
-    export = EXPORTS[database][1]
-    rows = reject_rows(REJECTS[database])
+@pytest.mark.parametrize("kind", ["rejects", "local_rejects"])
+def test_every_reject_row_is_refused_naming_its_key_and_column(app, database, tables, kind):
+    export = EXPORTS[database][kind]
+    rows = reject_rows(CORPORA[kind][database])
     filled(export, rows)
     refused = []
 
@@ -137,9 +140,10 @@ def test_every_reject_row_is_refused_naming_its_key_and_column(app, database, ta
 
 
 @ALL_DATABASES
-def test_a_run_with_a_refused_row_fails_before_anything_is_loaded(app, database, tables):
-    export = EXPORTS[database][1]
-    rows = reject_rows(REJECTS[database])
+@pytest.mark.parametrize("kind", ["rejects", "local_rejects"])
+def test_a_run_with_a_refused_row_fails_before_anything_is_loaded(app, database, tables, kind):
+    export = EXPORTS[database][kind]
+    rows = reject_rows(CORPORA[kind][database])
     filled(export, rows)
 
     result = app.test_cli_runner().invoke(args=["export", "run", export.table_name])
@@ -155,8 +159,8 @@ def test_a_run_with_a_refused_row_fails_before_anything_is_loaded(app, database,
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_postgresqls_fast_path_writes_the_python_paths_line_for_every_edge(app, tables):
-    export = EXPORTS["postgresql"][0]
-    filled(export, edge_rows(EDGES["postgresql"]))
+    export = EXPORTS["postgresql"]["edges"]
+    filled(export, edge_rows(CORPORA["edges"]["postgresql"]))
     fast, python = with_every_column(export), with_every_column(export)
     python.database_lines = False
 

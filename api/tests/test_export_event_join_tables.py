@@ -460,6 +460,7 @@ class TestRecordErrorThroughTheExport(BaseExportShardManagerTest):
         )
         assert str(error) == (
             "table 'appointments', row key 1, column 'scheduled_duration_minutes': "
-            "got str '30 min', expected INTEGER"
+            "got str '30 min', expected INTEGER: an INTEGER takes an int; convert it in the export's query() "
+            "(a SQL CAST) or in to_record"
         )
         assert self.delivered == {}

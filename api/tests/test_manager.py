@@ -261,3 +261,32 @@ def test_an_apps_own_type_keeps_its_processing(metadata):
     filled(table, "VALUES (1, 'ABC')")
 
     assert records_of(export_of(table, [SchemaField("v", "STRING")])) == [{"id": 1, "v": "abc"}]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("reshaped", [False, True], ids=["columns", "to_record"])
+def test_sqlite_text_that_is_not_utf8_is_named_by_its_row_with_its_bytes(metadata, reshaped):
+    table = sa.Table("names", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text))
+    filled(table, "VALUES (1, 'fine'), (2, CAST(x'eda080' AS TEXT)), (3, 'fine')")  # a surrogate, CESU-8
+
+    with pytest.raises(RecordError) as caught:
+        records_of(export_of(table, [SchemaField("v", "STRING")], reshaped))
+
+    assert (caught.value.key, caught.value.column, caught.value.value) == (2, "v", b"\xed\xa0\x80")
+    assert "Could not decode to UTF-8" in caught.value.reason
+    assert "the value shown is the database's bytes of it" in caught.value.reason
+
+
+@ALL_DATABASES
+def test_a_json_number_no_float64_holds_is_refused_with_to_record_too(metadata):
+    table = sa.Table("docs", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.JSON))
+    filled(table, """VALUES (1, '{"pi": 3.14159}'), (2, '{"pi": 3.141592653589793238462643383279}')""")
+    manager = export_of(table, [SchemaField("v", "JSON")], reshaped=True)
+    seen = []
+    manager.to_record = lambda row: seen.append(type(row.v["pi"])) or {"id": row.id, "v": row.v}
+
+    with pytest.raises(RecordError) as caught:
+        records_of(manager)
+
+    assert (caught.value.key, caught.value.column, caught.value.value) == (2, "v", "3.141592653589793238462643383279")
+    assert all(issubclass(kind, float) for kind in seen)  # to_record sees floats, as json.loads gives

@@ -335,6 +335,10 @@ VIOLATIONS = [
      """'{"n": [18446744073709551615]}'""", UTC),
     ("json-below-int64", sa.JSON, SchemaField("v", "JSON"), "'-9223372036854775809'", "'-9223372036854775808'", UTC),
     ("json-float-beyond-double", sa.JSON, SchemaField("v", "JSON"), "'1.5e400'", "'1.5'", UTC),
+    ("json-digits-beyond-double", sa.JSON, SchemaField("v", "JSON"), "'[1.00000000000000001]'",
+     "'[1.0000000000000002]'", UTC),
+    ("json-below-the-smallest-double", sa.JSON, SchemaField("v", "JSON"), """'{"a": 2.4e-324}'""",
+     """'{"a": 5e-324}'""", UTC),
     ("json-null-in-required", sa.JSON, SchemaField("v", "JSON", "REQUIRED"), "'null'", "'{}'", UTC),
 ]
 

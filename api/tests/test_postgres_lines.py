@@ -173,10 +173,13 @@ EDGE_ROWS = [
     {"id": 6, "ratio": 1e300, "ratio4": 0.1, "doc": "a string", "raw_doc": False},
     {"id": 7, "ratio": 3.0, "doc": 12},
     {"id": 8, "ratio": 123456789012345.6},
-    {"id": 9, "ratio": 1e15},
+    # Numbers of 17 digits and points a double holds: written by PostgreSQL, FLOAT or JSON.
+    {"id": 9, "ratio": 1e15, "doc": [0.30000000000000004, 123456789.12345678, -2.5e-05]},
     # Rows the SQL cannot vouch for, so the Python path writes them: instants within a day of
-    # years 1 and 9999, JSON integers of 20 and 19 digits, a long digit run inside a string
-    # (merely over-flagged), an emoji a json column holds as surrogate escapes.
+    # years 1 and 9999, a long digit run inside a string (merely over-flagged), an emoji a json
+    # column holds as surrogate escapes (and rows 4 and 7, a JSON column holding just a number,
+    # which the number scan takes for a FLOAT's); JSON integers of 20 and 19 digits within
+    # uint64/int64 are written by PostgreSQL.
     {
         "id": 10, "instant": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
         "naive_instant": datetime(1, 1, 1), "wall_clock": datetime(9999, 12, 31, 23, 59, 59, 999999),
@@ -209,8 +212,18 @@ def test_every_supported_type_at_its_edges_gets_the_python_paths_records(metadat
     records = fast_records(manager)
 
     assert [record["id"] for record in records] == list(range(1, 17))
-    assert reread == [10, 11, 12, 13, 15, 16]  # every other line was built by PostgreSQL
+    assert reread == [4, 7, 10, 12, 13, 15, 16]  # every other line was built by PostgreSQL
     assert_same_records(records, python_records(manager))
+
+
+@on_postgresql
+def test_arrays_of_json_keep_the_python_path(metadata):
+    table = sa.Table("docs", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", ARRAY(JSONB)))
+    created(table, sql_rows=["""VALUES (1, ARRAY['[1, 2]', '{"a": 1}']::jsonb[])"""])
+    manager = export_of(table, [SchemaField("v", "JSON", "REPEATED")])
+
+    assert postgres_lines(manager, WHOLE_TABLE) is None
+    assert python_records(manager) == [{"id": 1, "v": [[1, 2], {"a": 1}]}]
 
 
 @on_postgresql
@@ -293,6 +306,16 @@ VIOLATIONS = [
      """'{"n": [18446744073709551615]}'""", UTC),
     ("json-below-int64", JSONB, SchemaField("v", "JSON"), "'-9223372036854775809'", "'-9223372036854775808'", UTC),
     ("json-float-beyond-double", JSONB, SchemaField("v", "JSON"), "'1.5e400'", "'1.5'", UTC),
+    # jsonb keeps each digit: the line would hold a number BigQuery refuses, no double being it.
+    ("json-digits-beyond-double", JSONB, SchemaField("v", "JSON"), "'[1.00000000000000001]'",
+     "'[1.0000000000000002]'", UTC),
+    ("json-below-the-smallest-double", JSONB, SchemaField("v", "JSON"), """'{"a": 2.4e-324}'""",
+     """'{"a": 5e-324}'""", UTC),
+    ("json-scalar-digits-beyond-double", JSONB, SchemaField("v", "JSON"), "'1.00000000000000001'",
+     "'1.0000000000000002'", UTC),
+    ("json-text-digits-beyond-double", sa.JSON, SchemaField("v", "JSON"), "'3.141592653589793238462643383279'",
+     "'3.141592653589793'", UTC),
+    ("json-text-below-the-smallest-double", sa.JSON, SchemaField("v", "JSON"), "'[1e-400]'", "'[1e-300]'", UTC),
     ("json-too-deep", JSONB, SchemaField("v", "JSON"), "'" + "[" * 201 + "]" * 201 + "'",
      "'" + "[" * 200 + "]" * 200 + "'", UTC),
     ("json-null-in-required", JSONB, SchemaField("v", "JSON", "REQUIRED"), "'null'", "'{}'", UTC),

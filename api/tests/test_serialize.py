@@ -13,7 +13,7 @@ import pytest
 from google.cloud.bigquery import SchemaField
 
 from bq_etl.errors import RecordError, SchemaError
-from bq_etl.json_values import JSON_NULL
+from bq_etl.json_values import JSON_NULL, InexactFloat, loads
 from bq_etl.serialize import REQUIRED_NULL, RecordEncoder
 
 ID = SchemaField("id", "INTEGER", "REQUIRED")
@@ -110,7 +110,21 @@ def test_the_row_key_is_the_key_columns_value():
 def test_a_wrong_python_type_names_the_bigquery_type_and_the_python_type():
     error = refusal(SchemaField("amount", "NUMERIC"), "12.50", expected="NUMERIC")
 
-    assert str(error) == "table 'visits', row key 7, column 'amount': got str '12.50', expected NUMERIC"
+    assert str(error) == (
+        "table 'visits', row key 7, column 'amount': got str '12.50', expected NUMERIC: NUMERIC takes a "
+        "Decimal or an int; convert it in the export's query() (a SQL CAST; PostgreSQL money reads as "
+        "text: CAST(column AS numeric)) or in to_record"
+    )
+
+
+@pytest.mark.parametrize("field, value, advice", [
+    (SchemaField("price", "NUMERIC"), "$12.34", "PostgreSQL money reads as text: CAST(column AS numeric)"),
+    (SchemaField("paid", "BOOLEAN"), "1", "PostgreSQL bit(1) reads as text: CAST(column AS integer)"),
+    (SchemaField("tags", "STRING"), {"a", "b"}, "a MariaDB SET reads as a set: CAST(column AS CHAR)"),
+    (SchemaField("n", "INTEGER"), "12", "convert it in the export's query() (a SQL CAST) or in to_record"),
+])
+def test_a_wrong_python_type_says_how_to_convert_it(field, value, advice):
+    assert advice in refusal(field, value, expected=field.field_type).reason
 
 
 # --- the encoder's schema ------------------------------------------------------------------------
@@ -347,7 +361,7 @@ def test_string_is_written_unchanged_without_normalisation_or_trimming():
 
 
 def test_int_in_a_string_column_is_refused_not_converted():
-    assert refusal(STRING, 42, expected="STRING").reason == "no implicit conversion to text"
+    assert refusal(STRING, 42, expected="STRING").reason.startswith("no implicit conversion to text")
 
 
 def test_lone_surrogate_in_a_string_is_refused():
@@ -415,6 +429,37 @@ def test_naive_timestamp_without_a_declared_zone_is_refused():
     error = refusal(TIMESTAMP, datetime(2024, 5, 1), expected="TIMESTAMP", zone=None)
 
     assert "no time zone declared" in error.reason
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def test_naive_timestamp_in_a_zone_with_summer_time_takes_that_days_offset():
+    assert encode(TIMESTAMP, datetime(2024, 7, 1, 12, 0), zone=LONDON) == (
+        b'{"id":7,"seen_at":"2024-07-01T11:00:00.000000Z"}\n'
+    )
+    assert encode(TIMESTAMP, datetime(2024, 3, 31, 2, 0), zone=LONDON) == (  # the first minute after the gap
+        b'{"id":7,"seen_at":"2024-03-31T01:00:00.000000Z"}\n'
+    )
+
+
+def test_naive_timestamp_the_clocks_skipped_is_refused():
+    error = refusal(TIMESTAMP, datetime(2024, 3, 31, 1, 30), expected="TIMESTAMP", zone=LONDON)
+
+    assert error.reason.startswith("2024-03-31 01:30:00 does not exist in Europe/London (the clocks skipped it)")
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+def test_naive_timestamp_the_clocks_showed_twice_is_refused(fold):
+    error = refusal(TIMESTAMP, datetime(2024, 10, 27, 1, 30, fold=fold), expected="TIMESTAMP", zone=LONDON)
+
+    assert error.reason.startswith("2024-10-27 01:30:00 occurs twice in Europe/London (the clocks went back)")
+
+
+def test_an_aware_timestamp_in_the_repeated_hour_is_one_instant():
+    second = datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=LONDON)
+
+    assert encode(TIMESTAMP, second, zone=LONDON) == b'{"id":7,"seen_at":"2024-10-27T01:30:00.000000Z"}\n'
 
 
 def test_aware_timestamp_needs_no_declared_zone():
@@ -575,6 +620,43 @@ def test_json_nested_too_deep_is_refused():
     assert "nested deeper than 200 levels" in refusal(JSON, value, expected="JSON").reason
 
 
+def test_json_nested_too_deep_names_the_first_levels_and_how_deep():
+    value: Any = []
+    for _ in range(300):
+        value = {"a": [value]}
+
+    assert refusal(JSON, value, expected="JSON").reason == (
+        "at $.a[0].a[0].a[0].a[0]... (200 levels down): nested deeper than 200 levels")
+
+
+@pytest.mark.parametrize("text, nearest", [
+    ("3.141592653589793238462643383279", "3.141592653589793"), ("1e-400", "0.0"), ("1e400", "inf"),
+    ("12345678901234567890.5", "1.2345678901234567e+19"),
+])
+def test_a_json_number_no_float64_holds_exactly_is_refused_with_its_text(text, nearest):
+    error = refusal(JSON, {"a": [1, InexactFloat(text)]}, expected="JSON")
+
+    assert error.value == text
+    assert error.reason.startswith(
+        f"at $.a[1]: JSON number {text} cannot be held exactly by a float64 (it would become {nearest})")
+
+
+def test_a_json_number_a_float64_holds_is_written_as_its_shortest_repr():
+    assert encode(JSON, loads("[1.10, 1e2, 5e-324, -0.0]")) == b'{"id":7,"payload":[1.1,100.0,5e-324,-0.0]}\n'
+
+
+def test_a_long_json_number_is_named_by_its_exponent():
+    text = "0." + "0" * 399 + "1"  # how jsonb writes 1e-400
+
+    assert refusal(JSON, InexactFloat(text), expected="JSON").reason.startswith("at $: JSON number 1e-400 cannot")
+
+
+def test_a_json_number_no_float64_holds_is_refused_in_a_float_column_too():
+    error = refusal(SchemaField("ratio", "FLOAT"), InexactFloat("0.1000000000000000055511151231257827"), expected="FLOAT")
+
+    assert "cannot be held exactly by a float64" in error.reason
+
+
 # --- REPEATED ------------------------------------------------------------------------------------
 
 TAGS = SchemaField("tags", "STRING", "REPEATED")
@@ -616,6 +698,32 @@ def test_wrong_element_type_is_refused_at_its_index():
 
 def test_non_list_in_a_repeated_column_is_refused():
     refusal(TAGS, "a,b", expected="ARRAY<STRING>")
+
+
+DOCS = SchemaField("docs", "JSON", "REPEATED")
+
+
+def test_an_array_of_json_holds_json_arrays_and_objects():
+    assert encode(DOCS, [[1, 2], {"a": [None]}, "x", 1.5, []]) == (
+        b'{"id":7,"docs":[[1,2],{"a":[null]},"x",1.5,[]]}\n'
+    )
+
+
+@pytest.mark.parametrize("null", [None, JSON_NULL])
+def test_a_json_null_element_is_refused(null):
+    error = refusal(DOCS, [{"a": 1}, null], expected="JSON", column="docs[1]")
+
+    assert error.reason == "BigQuery arrays cannot hold NULL (a JSON null element is read as NULL too)"
+
+
+def test_a_json_element_is_checked_inside():
+    error = refusal(DOCS, [[1], [2, InexactFloat("1e-400")]], expected="JSON", column="docs[1]")
+
+    assert error.reason.startswith("at $[1]: JSON number 1e-400 cannot be held exactly")
+
+
+def test_a_set_in_a_repeated_column_is_refused_for_its_order():
+    assert refusal(TAGS, {"a", "b"}, expected="ARRAY<STRING>").reason.startswith("a set has no order")
 
 
 # --- RECORD --------------------------------------------------------------------------------------
