@@ -47,8 +47,10 @@ def assert_same_records(fast: list[dict[str, Any]], python: list[dict[str, Any]]
     assert orjson.dumps(fast, option=orjson.OPT_SORT_KEYS) == orjson.dumps(python, option=orjson.OPT_SORT_KEYS)
 
 
-def export_of(table: sa.Table, fields: list[SchemaField], zone=UTC) -> ExportShardManager:
-    """An export of every column of `table` (keyed by `id`) with schema `ID + fields`."""
+def export_of(table: sa.Table, fields: list[SchemaField], zone=UTC, database_lines: bool = True,
+              reshaped: bool = False) -> ExportShardManager:
+    """An export of every column of `table` (keyed by `id`) with schema `ID + fields`; with
+    `reshaped`, through a `to_record` that adds `seen`, the type name of the row's `v`."""
 
     class TableExport(ExportShardManager):
         table_name = table.name
@@ -60,6 +62,10 @@ def export_of(table: sa.Table, fields: list[SchemaField], zone=UTC) -> ExportSha
         def query(self) -> sa.Select:
             return sa.select(table)
 
+    TableExport.database_lines = database_lines
+    if reshaped:
+        TableExport.to_record = lambda self, row: {**row._mapping, "seen": type(row.v).__name__}
+        TableExport.schema = [*TableExport.schema, SchemaField("seen", "STRING")]
     return TableExport()
 
 

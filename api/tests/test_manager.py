@@ -17,11 +17,12 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 
 from api.db import db
-from bq_etl.cadence import Cadence
 from bq_etl.errors import RecordError
 from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS, ExportShardManager
 from bq_etl.run import Shard
 from api.models import CareTrack
+from api.tests import fast_paths
+from api.tests.fast_paths import created, metadata  # noqa: F401
 from api.tests.fault_exports import TracksExport
 
 ALL_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
@@ -98,38 +99,14 @@ def test_a_column_the_schema_file_lacks_is_refused_naming_the_file(app):
 
 # --- reading each value exactly, or naming the row it cannot be read from ------------------------
 
-@pytest.fixture
-def metadata(app):
-    """A MetaData for the test's own tables, dropped after it."""
-    metadata = sa.MetaData()
-    yield metadata
-    db.session.rollback()
-    metadata.drop_all(db.engine)
-
-
 def export_of(table: sa.Table, fields: list[SchemaField], reshaped: bool = False) -> ExportShardManager:
-    """An export of every column of `table` (keyed by `id`); with `reshaped`, through `to_record`."""
-
-    class TableExport(ExportShardManager):
-        table_name = table.name
-        cadence = Cadence.HOURLY
-        shard_key = table.c.id
-        schema = [SchemaField("id", "INTEGER", "REQUIRED"), *fields]
-        database_lines = False
-
-        def query(self) -> sa.Select:
-            return sa.select(table)
-
-    if reshaped:
-        TableExport.to_record = lambda self, row: {**row._mapping, "seen": type(row.v).__name__}
-        TableExport.schema = [*TableExport.schema, SchemaField("seen", "STRING")]
-    return TableExport()
+    """An export of every column of `table` (keyed by `id`) on the Python path; with `reshaped`,
+    through `to_record`."""
+    return fast_paths.export_of(table, fields, database_lines=False, reshaped=reshaped)
 
 
 def filled(table: sa.Table, sql_rows: str) -> None:
-    with db.engine.begin() as connection:
-        table.create(connection)
-        connection.exec_driver_sql(f"INSERT INTO {table.name} {sql_rows}")
+    created(table, sql_rows=[sql_rows])
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -21,20 +21,12 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 
 from api.db import db
-from api.demo.seed import seed
-from api.events_join_data.export_event_join_tables import (
-    AppointmentsExport,
-    MembersExport,
-    MessagesExport,
-    PractitionersExport,
-    ProductEventsExport,
-)
-from api.tests.fast_paths import (ID, UTC, WHOLE_TABLE, assert_same_records, built_records, created,  # noqa: F401
+from api.tests.fast_paths import (UTC, WHOLE_TABLE, assert_same_records, built_records, created,  # noqa: F401
                                    export_of, metadata, python_records)
 from bq_etl.errors import RecordError
 from bq_etl.manager import ExportShardManager
 from bq_etl.mysql_lines import CHUNK_ROWS, mysql_lines
-from bq_etl.run import ExportRun, Shard, new_run_id
+from bq_etl.run import Shard
 
 on_mariadb = pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 
@@ -50,73 +42,6 @@ def reread_ids(manager: ExportShardManager) -> list[Any]:
     lookup = manager.lookup
     manager.lookup = lambda statement: [ids.append(row.id) or row for row in lookup(statement)]
     return ids
-
-
-# --- the shipped exports ---------------------------------------------------------------------
-
-@on_mariadb
-@pytest.mark.parametrize("export", [AppointmentsExport, PractitionersExport, MessagesExport, ProductEventsExport])
-def test_shipped_exports_get_the_python_paths_records_from_the_database(app, export):
-    seed(rows=300)
-    manager = export()
-
-    records = fast_records(manager)
-
-    assert len(records) > 0
-    assert_same_records(records, python_records(manager))
-
-
-@on_mariadb
-def test_members_keep_the_python_path_for_their_nested_records(app):
-    assert mysql_lines(MembersExport(), WHOLE_TABLE) is None
-
-
-@on_mariadb
-def test_an_export_that_reshapes_rows_keeps_the_python_path(app):
-    class Reshaped(PractitionersExport):
-        def to_record(self, row):
-            return {**row._mapping, "first_name": row.first_name.upper()}
-
-    assert mysql_lines(Reshaped(), WHOLE_TABLE) is None
-
-
-@on_mariadb
-def test_database_lines_can_be_turned_off(app):
-    manager = PractitionersExport()
-    manager.database_lines = False
-
-    assert mysql_lines(manager, WHOLE_TABLE) is None
-
-
-@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_other_databases_keep_their_own_path(app):
-    assert mysql_lines(PractitionersExport(), WHOLE_TABLE) is None
-
-
-@on_mariadb
-def test_a_chunk_of_many_lines_counts_as_that_many_rows(app, monkeypatch):
-    seed(rows=300)
-    items = []
-    monkeypatch.setattr(MessagesExport, "deliver", lambda self, bucket, name, lines, level: items.extend(lines))
-
-    result = MessagesExport().export_shard(ExportRun("messages", new_run_id()), WHOLE_TABLE, None)
-
-    assert result.rows == 600
-    assert len(items) == 1  # 600 lines in one chunk
-
-
-@on_mariadb
-def test_a_violation_mid_stream_stops_the_export_and_leaves_the_session_usable(metadata):
-    table = sa.Table("long_table", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", sa.Text))
-    rows = 3 * CHUNK_ROWS
-    created(table, sql_rows=[f"SELECT seq, IF(seq = 5, NULL, 'x') FROM seq_1_to_{rows}"])
-    manager = export_of(table, [SchemaField("v", "STRING", "REQUIRED")])
-
-    with pytest.raises(RecordError) as raised:
-        list(manager.lines(WHOLE_TABLE))
-
-    assert raised.value.key == 5
-    assert db.session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == rows
 
 
 @on_mariadb
