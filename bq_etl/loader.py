@@ -132,8 +132,9 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
     late run must never overwrite newer data. This is checked on arrival and again right before
     the write (`Fence.check`), where a lost lock also stops the run (LockLost). A run that would
     shrink the live table below its export's `shrink_threshold` is refused (ShrinkError) unless
-    `allow_shrink`. Whatever the outcome the run's files are deleted, and on any failure the
-    live table is as it was.
+    `allow_shrink`. The outcome goes into the history first; then, whatever it is, the run's
+    files are deleted (a deletion that fails is a warning: the sweep removes them). On any
+    failure before the copy the live table is as it was.
     """
     summary = RunSummary(table=run.table, run_id=run.run_id, shards=len(results),
                          rows=sum(r.rows for r in results), bytes=sum(r.bytes for r in results))
