@@ -78,8 +78,8 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
     Exit status: 0 loaded; 1 failed or refused (the message says why); 3 superseded (a newer
     run had already loaded; nothing was written)."""
     from . import claim
-    from .jobs import claim_key, claim_table, discard_files, enqueue_run
-    from .loader import load
+    from .jobs import claim_key, claim_table, enqueue_run
+    from .loader import discard_files, load
 
     exporter = state()
     exporter.check()

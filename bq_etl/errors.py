@@ -90,15 +90,16 @@ class ShrinkError(LoadError):
 
     outcome = "refused"
 
-    def __init__(self, table: str, live_rows: int, new_rows: int, threshold: float | None):
+    def __init__(self, table: str, live_rows: int, new_rows: int, threshold: float | None, note: str = ""):
         self.table = table
+        #: The rows the table holds, or (`note` says so) those its newest loaded run recorded.
         self.live_rows = live_rows
         self.new_rows = new_rows
         self.threshold = threshold
         limit = "a non-empty table is never replaced by an empty source unasked" if new_rows == 0 \
             else f"under its shrink_threshold of {threshold:g} ({threshold * live_rows:.0f} rows)"
         super().__init__(
-            f"table {table!r}: the run would replace {live_rows} live rows with {new_rows}; {limit}. "
+            f"table {table!r}: the run would replace {live_rows} {'' if note else 'live '}rows{note} with {new_rows}; {limit}. "
             f"The live table was left as it was. If the source really shrank, run "
             f"`flask export run {table} --allow-shrink` once, or set shrink_threshold = None on "
             f"the export if it may shrink on any run"

@@ -30,7 +30,7 @@ from .cadence import Cadence
 from .errors import RunInProgress, is_retryable
 from .extension import ExporterState, state
 from .liveness import job_running, process_alive, record_process
-from .loader import load
+from .loader import discard_files, load, settle_copied
 from .logs import describe, event
 from .run import ExportRun, RunSummary, Shard, ShardResult, new_run_id
 from .warehouse import staging_table
@@ -265,6 +265,7 @@ def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: li
     nothing), free its table, cancel its waiting shard jobs and its load job, delete its files;
     return how many files there were."""
     connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
+    settle_copied(state(), ExportRun(table, run_id))  # killed after its copy: recorded as loaded
     history.abandoned(connection, table, run_id)  # no-op when the run already has an outcome
     claim.release(connection, claim_key(state(), table), run_id=run_id)
     try:
@@ -276,17 +277,6 @@ def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: li
         if job is not None and job.get_status() in _WAITING:
             job.cancel()
     return discard_files(state(), ExportRun(table, run_id))
-
-
-def discard_files(exporter: ExporterState, run: ExportRun) -> int:
-    """Delete a run's files; if the bucket cannot be reached, log it and leave them to the sweep
-    (the error that ended the run is the one to report, not this one)."""
-    try:
-        return exporter.bucket.delete_prefix(run.prefix)
-    except Exception as error:
-        event(logging.WARNING, "could not delete the run's files; the sweep will", table=run.table,
-              run_id=run.run_id, error=describe(error))
-        return 0
 
 
 def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:

@@ -61,8 +61,8 @@ class ExportShardManager:
     #: Let the database build the lines where it can (see `postgres_lines`, `mysql_lines`);
     #: False keeps Python's.
     database_lines: ClassVar[bool] = True
-    #: A run with fewer rows than this fraction of the live table's is refused (ShrinkError)
-    #: unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
+    #: A run with fewer rows than this fraction of the live table's (or of the rows its last load
+    #: recorded, if more) is refused (ShrinkError) unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
     shrink_threshold: ClassVar[float | None] = 0.5
     # The positions of the shard query's single-precision FLOAT columns on MariaDB, once learnt.
     _single_precision: frozenset[int] | None = None

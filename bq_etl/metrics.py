@@ -65,6 +65,10 @@ class HistoryCollector:
         ok = GaugeMetricFamily("bq_etl_table_ok",
                                "1 while the table is fresh and its last ended run did not fail; 0 otherwise.",
                                labels=["table"])
+        overwritten = GaugeMetricFamily(
+            "bq_etl_table_overwritten",
+            "1 while an older run's write went over the table's last load (WriteRace) and no run has loaded since.",
+            labels=["table"])
         running = GaugeMetricFamily("bq_etl_runs_running",
                                     "Runs recorded as running; alive=false: nothing left to finish them.",
                                     labels=["table", "alive"])
@@ -82,10 +86,11 @@ class HistoryCollector:
                 since.add_metric([table], status.age)
             late.add_metric([table], status.late_after)
             ok.add_metric([table], 1 if status.ok else 0)
+            overwritten.add_metric([table], 1 if status.overwritten_by else 0)
             live = [run for run in history.runs(redis, table) if run.outcome == "running"]
             running.add_metric([table, "true"], sum(run.alive is not False for run in live))
             running.add_metric([table, "false"], sum(run.alive is False for run in live))
-        return [runs, rows, sizes, durations, since, late, ok, running]
+        return [runs, rows, sizes, durations, since, late, ok, overwritten, running]
 
 
 def metrics_text(exporter: ExporterState) -> bytes:

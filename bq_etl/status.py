@@ -11,10 +11,13 @@ from . import history
 from .cadence import Cadence
 from .extension import ExporterState
 from .history import RunRecord
+from .loader import overwritten
 
 #: Freshness of a table: loaded within its cadence's interval plus the margin, later than
-#: that, later than twice that, or never loaded (as far as the history knows).
-FRESHNESS = ("fresh", "late", "stale", "never")
+#: that, later than twice that, never loaded (as far as the history knows), or overwritten: an
+#: older run's write went over the last load (WriteRace), so the live rows are not the newest
+#: loaded run's, whatever that load's age, until a later run loads.
+FRESHNESS = ("fresh", "late", "stale", "never", "overwritten")
 
 
 @dataclass
@@ -30,6 +33,8 @@ class TableStatus:
     last_run: RunRecord | None  # the newest run that has ended, whatever its outcome
     last_failure: RunRecord | None
     running: RunRecord | None
+    #: The run whose write went over the last load (WriteRace), while no later run has loaded.
+    overwritten_by: RunRecord | None = None
 
     @property
     def bigquery_rows(self) -> int | None:
@@ -40,6 +45,8 @@ class TableStatus:
     def open_failure(self) -> RunRecord | None:
         """The last failure when no load came after it (an older one is resolved): what
         `status` and the status page list as failing."""
+        if self.overwritten_by is not None:
+            return self.overwritten_by  # older than the last load, but its write came after it
         failure, loaded = self.last_failure, self.last_loaded
         if failure is None or (loaded is not None and failure.run_id < loaded.run_id):
             return None
@@ -57,7 +64,7 @@ class TableStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, for `--json`."""
-        records = ("last_loaded", "last_run", "last_failure", "running")
+        records = ("last_loaded", "last_run", "last_failure", "running", "overwritten_by")
         return {"table": self.table, "cadence": self.cadence, "freshness": self.freshness, "ok": self.ok,
                 "age_seconds": self.age, "late_after_seconds": self.late_after,
                 "bigquery_rows": self.bigquery_rows, "last_run_failed": self.last_run_failed,
@@ -89,11 +96,19 @@ def table_status(exporter: ExporterState, table: str, now: float | None = None) 
         or history.newest_loaded(exporter.redis, table)
     loaded_at = (loaded.ended or loaded.started) if loaded else None
     age = max(now - loaded_at, 0.0) if loaded_at else None
+    race = overwritten(exporter.redis, exporter.config.dataset, table)
+    overwriter = None
+    if race is not None:
+        overwriter = history.run(exporter.redis, table, race["run_id"]) or RunRecord(
+            table, race["run_id"], outcome="failed", ended=race["at"],
+            error=f"WriteRace: its write went over run {race['newest_run_id']}'s load")
     return TableStatus(
-        table=table, cadence=cadence.value, late_after=late, freshness=freshness(age, late), age=age,
+        table=table, cadence=cadence.value, late_after=late, age=age,
+        freshness="overwritten" if overwriter else freshness(age, late),
         last_loaded=loaded, last_run=ended[0] if ended else None,
         last_failure=next((run for run in ended if run.outcome in history.FAILURES), None),
         running=next((run for run in runs if run.outcome == "running"), None),
+        overwritten_by=overwriter,
     )
 
 
@@ -126,7 +141,7 @@ def progress(run: RunRecord) -> str:
 
 def status_lines(statuses: list[TableStatus]) -> list[str]:
     """The status as aligned text: one line per table, then one line per table whose last
-    failure is newer than its last load (`open_failure`, with the error)."""
+    failure is newer than its last load, or went over it (`open_failure`, with the error)."""
     header = ("table", "cadence", "freshness", "last load", "age", "bq rows", "running", "last run")
     rows = []
     for status in statuses:
@@ -143,6 +158,10 @@ def status_lines(statuses: list[TableStatus]) -> list[str]:
         failure = status.open_failure
         if failure:
             lines.append(f"{status.table}: run {failure.run_id} {failure.outcome}: {failure.error}")
+        if status.overwritten_by is not None:
+            lines.append(f"{status.table}: the live table holds run {status.overwritten_by.run_id}'s rows, written "
+                         f"over the last load (run {status.last_loaded.run_id if status.last_loaded else '?'}); "
+                         "the next run loads current data")
     return lines
 
 

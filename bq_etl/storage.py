@@ -40,10 +40,17 @@ def connection_refused(error: BaseException) -> bool:
     return False
 
 
+def _retryable(error: BaseException) -> bool:
+    return _should_retry(error) and not connection_refused(error)
+
+
 #: The start-up check's retry: the client's, but not on a refused connection, so a stopped
 #: emulator is reported in a moment instead of after the back-off's 15 s.
-CHECK_RETRY = DEFAULT_RETRY.with_deadline(30).with_predicate(
-    lambda error: _should_retry(error) and not connection_refused(error))
+CHECK_RETRY = DEFAULT_RETRY.with_deadline(30).with_predicate(_retryable)
+#: The retry of a run's clean-up (listing and deleting its files): the client's, but not on a
+#: refused connection. A clean-up that fails leaves the files to the sweep, so waiting out the
+#: client's two minutes for a storage service that is down only delays the run's end.
+CLEANUP_RETRY = DEFAULT_RETRY.with_predicate(_retryable)
 
 
 class Bucket:
@@ -97,15 +104,16 @@ class Bucket:
         error.retryable = False
         return error
 
-    def names(self, prefix: str) -> list[str]:
+    def names(self, prefix: str, retry=DEFAULT_RETRY) -> list[str]:
         """Names of the objects under `prefix`, sorted."""
-        return sorted(blob.name for blob in self.client.list_blobs(self.name, prefix=prefix))
+        return sorted(blob.name for blob in self.client.list_blobs(self.name, prefix=prefix, retry=retry))
 
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix`; return how many there were."""
-        names = self.names(prefix)
+        """Delete every object under `prefix`; return how many there were. A refused connection
+        fails at once (`CLEANUP_RETRY`): whatever is left, the sweep removes."""
+        names = self.names(prefix, retry=CLEANUP_RETRY)
         for name in names:
-            self._bucket.blob(name).delete()
+            self._bucket.blob(name).delete(retry=CLEANUP_RETRY)
         return len(names)
 
     def ensure_exists(self) -> bool:

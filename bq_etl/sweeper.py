@@ -7,7 +7,8 @@ killed mid-shard or mid-load, whose job RQ still calls started; and a load job k
 middle of its replace, which leaves its staging table. `sweep` finds every run that left files or
 a staging table and asks its RQ jobs (`jobs.run_state`): a run whose jobs died is given up at
 once, whatever its age; a run with no jobs to ask (a foreground run) is given up once older
-than `ETL_SWEEP_AFTER`; a run whose jobs still wait or run on a live worker is left alone.
+than `ETL_SWEEP_AFTER`, or at once if it recorded its outcome (a load whose clean-up could not
+reach the bucket); a run whose jobs still wait or run on a live worker is left alone.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from . import claim
+from . import claim, history
 from .extension import ExporterState
 from .jobs import abandon_run, claim_key, holder_state, load_job_id, run_state
 from .logs import event
@@ -65,6 +66,9 @@ def sweep(exporter: ExporterState, older_than: timedelta | None = None,
     for run in sorted(found, key=lambda r: (r.table, r.run_id)):
         label = f"{run.table}/{run.run_id}"
         state = run_state(exporter, run)
+        recorded = history.run(exporter.redis, run.table, run.run_id)
+        if state == "unknown" and recorded is not None and recorded.outcome != "running":
+            state = "ended"  # it recorded its outcome (a foreground run whose clean-up failed)
         if state == "unknown":
             holder = claim.current(exporter.redis, claim_key(exporter, run.table))
             if holder is not None and holder.run_id == run.run_id and \
@@ -80,6 +84,7 @@ def sweep(exporter: ExporterState, older_than: timedelta | None = None,
             warehouse.drop(staging)
             report.staging_tables.append(staging)
         report.runs.append(label)
+        recorded = history.run(exporter.redis, run.table, run.run_id)
         event(logging.WARNING, "run swept", table=run.table, run_id=run.run_id, jobs=state,
-              outcome="abandoned", staging_tables=len(found[run]))
+              outcome=recorded.outcome if recorded else "abandoned", staging_tables=len(found[run]))
     return report

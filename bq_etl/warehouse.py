@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Sequence
 
-from google.api_core.exceptions import GoogleAPICallError, NotFound, PreconditionFailed
+from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, PreconditionFailed
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
@@ -17,6 +17,9 @@ from .table_options import TableOptions
 
 #: The label on a live table naming the newest run loaded into it (see `mark_loaded`).
 RUN_LABEL = "bq_etl_run"
+#: The label beside it: how many rows that run loaded (what the shrink guard holds a run to
+#: when the table itself holds fewer, as a replace interrupted half way leaves it).
+ROWS_LABEL = "bq_etl_rows"
 
 
 def staging_table(table: str, suffix: str) -> str:
@@ -82,15 +85,21 @@ class Warehouse:
     def loaded_run(self, table: str) -> str | None:
         """The newest run loaded into `table`, from its `bq_etl_run` label; None if unlabelled
         or missing. It lives in BigQuery, so it outlives anything Redis loses."""
-        try:
-            label = self.client.get_table(self.table_id(table)).labels.get(RUN_LABEL)
-        except NotFound:
-            return None
-        return label_run(label) if label else None
+        return self.loaded_mark(table)[0]
 
-    def mark_loaded(self, table: str, run_id: str) -> str:
-        """Label `table` as holding `run_id`'s rows, unless it already names a newer run;
-        return the run the label names afterwards. Other labels are kept.
+    def loaded_mark(self, table: str) -> tuple[str | None, int | None]:
+        """The newest run loaded into `table` and the rows it loaded, from its labels (None
+        where a label is missing, or the table is)."""
+        try:
+            labels = self.client.get_table(self.table_id(table)).labels
+        except NotFound:
+            return None, None
+        run, rows = labels.get(RUN_LABEL), labels.get(ROWS_LABEL)
+        return (label_run(run) if run else None), (int(rows) if rows and rows.isdigit() else None)
+
+    def mark_loaded(self, table: str, run_id: str, rows: int) -> str:
+        """Label `table` as holding `run_id`'s `rows` rows, unless it already names a newer
+        run; return the run the label names afterwards. Other labels are kept.
 
         The update sends the etag of the table it read (If-Match), so on BigQuery two runs
         marking at once cannot both win: the loser reads again and compares again.
@@ -100,7 +109,7 @@ class Warehouse:
             current = live.labels.get(RUN_LABEL)
             if current and current >= run_label(run_id):
                 return label_run(current)
-            live.labels = {**live.labels, RUN_LABEL: run_label(run_id)}
+            live.labels = {**live.labels, RUN_LABEL: run_label(run_id), ROWS_LABEL: str(rows)}
             try:
                 self.client.update_table(live, ["labels"])
                 return run_id
@@ -128,7 +137,8 @@ class Warehouse:
 
     def replace(self, table: str, uris: Sequence[str], schema: Sequence[SchemaField], expected_rows: int,
                 staging_suffix: str, before_write: Callable[[], None] | None = None,
-                options: TableOptions | None = None, schema_path: str | None = None) -> int:
+                options: TableOptions | None = None, schema_path: str | None = None,
+                copy_job_id: str | None = None) -> int:
         """Replace the rows of `table` with exactly the rows in `uris`; return the row count loaded.
 
         The live table's metadata is kept: column descriptions and policy tags, row access
@@ -148,11 +158,16 @@ class Warehouse:
           the table's metadata;
         - an allowed breaking change: a copy job with WRITE_TRUNCATE takes the staging table's
           schema (with the merged descriptions and policy tags), then labels and description
-          are patched back; a partitioning change makes the table anew.
+          are patched back; a partitioning change makes the table anew (delete, create with the
+          merged metadata, copy), as does any column change on the emulator.
 
         `before_write` is called immediately before each request that writes the live table
-        (create, patch, copy, delete); it raises to abort. The live schema and count are checked
-        again afterwards, as a tripwire: a failure there is raised, but the data is live.
+        (create, patch, copy, delete); it raises to abort. When the table is made anew it is
+        called once, before the delete: from there on the run must reach its copy, since
+        stopping would leave the table missing or empty. The copy job into the live table gets
+        `copy_job_id` when given (the loader records it first: see `copy_succeeded`). The live
+        schema and count are checked again afterwards, as a tripwire: a failure there is
+        raised, but the data is live.
         """
         write = before_write or _nothing
         options = options or TableOptions()
@@ -167,7 +182,7 @@ class Warehouse:
                     f"table {table!r}: the shards wrote {expected_rows} rows but {staged} loaded "
                     f"from {len(uris)} files; the live table was left as it was"
                 )
-            self._write_live(table, staging, plan, write)
+            self._write_live(table, staging, plan, write, copy_job_id)
         finally:
             self.client.delete_table(self.table_id(staging), not_found_ok=True)
         if not self._schema_matches(table, plan.target_schema):
@@ -178,26 +193,35 @@ class Warehouse:
             raise RowCountMismatch(f"table {table!r}: expected {expected_rows} rows after the load, found {loaded}")
         return loaded
 
-    def _write_live(self, table: str, staging: str, plan: SchemaPlan, write: Callable[[], None]) -> None:
-        # The emulator cannot change a live table's columns in place (see docs/design.md).
+    def _write_live(self, table: str, staging: str, plan: SchemaPlan, write: Callable[[], None],
+                    job_id: str | None) -> None:
+        # BigQuery copies between tables only when their partitioning matches, and the emulator
+        # cannot change a live table's columns in place (a WRITE_TRUNCATE copy across a column
+        # change fails there, and empties the destination): both make the table anew.
         recreate = plan.exists and (plan.recreate or (self.emulated and plan.shape_changed))
         if recreate:
+            # The one window in which the table is missing, then empty: the requests follow back
+            # to back, with no check between them (see `replace`). The shrink guard does not
+            # trust a table this left behind (loader._check_shrink).
             event(logging.WARNING, "making the live table anew for its schema change", table=table)
+            resource = self._declared_table(table, plan)
             write()
             self.client.delete_table(self.table_id(table))
-        if recreate or not plan.exists:
+            self.client.create_table(resource)
+            self._copy(staging, table, self._keep_metadata, _nothing, job_id)
+        elif not plan.exists:
             write()
             self.client.create_table(self._declared_table(table, plan))
-            self._copy(staging, table, self._keep_metadata, write)
+            self._copy(staging, table, self._keep_metadata, write, job_id)
         elif plan.breaking:
             # WRITE_TRUNCATE takes the staging table's schema, which already carries the merged
             # descriptions and policy tags; labels and description are table metadata, set after.
-            self._copy(staging, table, bigquery.WriteDisposition.WRITE_TRUNCATE, write)
+            self._copy(staging, table, bigquery.WriteDisposition.WRITE_TRUNCATE, write, job_id)
             self._patch(table, plan, write)
         else:
             if plan.changes:
                 self._patch(table, plan, write)
-            self._copy(staging, table, self._keep_metadata, write)
+            self._copy(staging, table, self._keep_metadata, write, job_id)
 
     @property
     def _keep_metadata(self) -> str:
@@ -235,12 +259,29 @@ class Warehouse:
         self.client.create_table(resource)
         self._load(staging, uris, plan.target_schema)
 
-    def _copy(self, source: str, destination: str, disposition: str, write: Callable[[], None]) -> None:
+    def copy_succeeded(self, job_id: str) -> bool:
+        """Whether the copy job `job_id` exists and completed without error (then its rows are
+        in its destination, or were, until a later write)."""
+        try:
+            job = self.client.get_job(job_id)
+        except NotFound:
+            return False
+        return job.state == "DONE" and job.error_result is None
+
+    def _copy(self, source: str, destination: str, disposition: str, write: Callable[[], None],
+              job_id: str | None = None) -> None:
         config = bigquery.CopyJobConfig(write_disposition=disposition,
                                         create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
         write()
         try:
-            job = self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config)
+            try:
+                job = self.client.copy_table(self.table_id(source), self.table_id(destination), job_config=config,
+                                             job_id=job_id)
+            except Conflict:
+                if job_id is None:
+                    raise
+                # The client retried an insert that had reached BigQuery: the job is this one.
+                job = self.client.get_job(job_id)
             self.job_ids.append(job.job_id)
             job.result()
         except GoogleAPICallError as error:

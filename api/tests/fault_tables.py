@@ -1,6 +1,8 @@
 """The export the fault suite (test_faults.py) runs: care tracks in shards of 50, whose third shard
 can be held mid-write, and whose load can be held after it took the table's lock and made sure of
-the dataset, so a test kills or stops something at that point.
+the dataset, so a test kills or stops something at that point. Any load can also be held right
+before its copy into the live table (`copy`: its last check passed, the job not yet sent) and
+right after it (`copied`: the job done, nothing recorded yet).
 
 Each point holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): the process writes its
 pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it).
@@ -14,9 +16,11 @@ from functools import cached_property
 from typing import Any
 
 from rq import get_current_job
-from sqlalchemy import Row
+from sqlalchemy import Row, Select, select
 
 from bq_etl.cadence import Cadence
+from bq_etl.warehouse import Warehouse
+from api.models import CareTrack
 from api.tests.fault_exports import TracksExport
 
 HOLD_DIR = "BQ_ETL_FAULT_HOLD_DIR"
@@ -62,6 +66,45 @@ def hold(point: str) -> None:
     deadline = time.monotonic() + HOLD_LIMIT
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+class EvolvingTracksExport(TracksExport):
+    """Care tracks in shards of 50; with `BQ_ETL_FAULT_SCHEMA=v2` in the environment (read when the
+    module is imported) the schema file adds a NULLABLE column, `note`: a column change, which
+    the emulator applies by making the live table anew."""
+
+    table_name = "evolving_tracks"
+    shard_size = 50
+    v2 = os.environ.get("BQ_ETL_FAULT_SCHEMA") == "v2"
+    schema_file = "tracks_v2.json" if v2 else "tracks.json"
+
+    def query(self) -> Select:
+        return select(CareTrack.id, CareTrack.name, CareTrack.name.label("note")) if self.v2 else super().query()
+
+
+def _hold_around_the_copy() -> None:
+    """Install the hold points `copy` and `copied` around the warehouse's copy into the live
+    table: nothing of the export is called there, so the copy itself is wrapped. `copy` holds
+    after the loader's last check (`before_write`), `copied` once the job is done."""
+    copy = Warehouse._copy
+
+    def held(self, source, destination, disposition, write, *args, **kwargs):
+        if destination not in HELD_TABLES:  # the shipped tables on the same cadence load freely
+            return copy(self, source, destination, disposition, write, *args, **kwargs)
+
+        def checked() -> None:
+            write()
+            hold("copy")
+
+        copy(self, source, destination, disposition, checked, *args, **kwargs)
+        hold("copied")
+
+    Warehouse._copy = held
+
+
+#: The tables whose loads hold at `copy` and `copied`.
+HELD_TABLES = (HeldTracksExport.table_name, EvolvingTracksExport.table_name)
+_hold_around_the_copy()
 
 
 class FlakyPlanTracksExport(TracksExport):

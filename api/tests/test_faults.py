@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -117,11 +119,17 @@ class Fault:
         db.session.commit()
         return checksum((i, name) for i, name in enumerate(names, start=1))
 
-    def live(self) -> str:
+    def live(self, table: str = TABLE) -> str:
         """The checksum of the live BigQuery table's rows."""
         warehouse = self.exporter.warehouse
-        rows = warehouse.client.query(f"SELECT id, name FROM `{warehouse.table_id(TABLE)}`").result()
+        rows = warehouse.client.query(f"SELECT id, name FROM `{warehouse.table_id(table)}`").result()
         return checksum((row["id"], row["name"]) for row in rows)
+
+    def foreground(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`flask export run ARGS` in a process of its own (stdout and stderr together)."""
+        return subprocess.Popen([sys.executable, "-m", "flask", "export", "run", *args], cwd=ROOT,
+                                env={**os.environ, **self.env, **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     def scheduled_run(self) -> Job:
         """What the crontab does (`flask export schedule`), then wait for the table's load job."""
@@ -135,11 +143,11 @@ class Fault:
         wait_for(lambda: load.get_status() in ("finished", "failed", "canceled"), "the run's load")
         return load
 
-    def leftovers(self) -> tuple[list[str], list[str]]:
+    def leftovers(self, table: str = TABLE) -> tuple[list[str], list[str]]:
         """The table's run files in the bucket and staging tables in the dataset, of any run (the
         shipped tables on the same cadence load at their own pace)."""
-        files = self.exporter.bucket.names(f"{TABLE}/")
-        staging = [t for t in self.exporter.warehouse.tables() if t.startswith(f"{TABLE}__staging_")]
+        files = self.exporter.bucket.names(f"{table}/")
+        staging = [t for t in self.exporter.warehouse.tables() if t.startswith(f"{table}__staging_")]
         return files, staging
 
     def sweep_now(self):
@@ -156,7 +164,7 @@ class Fault:
 
     def release(self, *points: str) -> None:
         """Let a job held at `points` go on (and any reaching them later)."""
-        for point in points or ("shard", "load"):
+        for point in points or ("shard", "load", "copy", "copied"):
             (self.hold / f"{point}.go").touch()
 
     def arm(self, point: str) -> None:
@@ -215,6 +223,30 @@ def checksum(rows) -> str:
     return hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
 
 
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=DEADLINE)
+    return process.returncode, out
+
+
+def run_id_of(output: str) -> str:
+    return re.findall(r"\(run (\S+)\)", output)[-1]
+
+
+@contextlib.contextmanager
+def storage_down(own_cloud):
+    """The suite's storage emulator killed (SIGKILL: connections are refused) for the block, then
+    started again as it was, with its data."""
+    storage = _pid_of("gcp-storage-emulator", own_cloud.storage_url.rsplit(":", 1)[1])
+    argv = Path(f"/proc/{storage}/cmdline").read_bytes().decode().split("\0")[:-1]
+    os.kill(storage, signal.SIGKILL)
+    try:
+        yield
+    finally:
+        own_cloud.restarts.enter_context(child_process(argv, log=own_cloud.data_dir / "storage-restarted.log",
+                                                       cwd=own_cloud.data_dir))
+        wait_for(lambda: _answers(own_cloud.storage_url), "the storage emulator to answer again")
+
+
 @pytest.fixture
 def fault(request, tmp_path, own_cloud, monkeypatch):
     """The world of one fault test; `indirect` parametrization adds settings."""
@@ -254,7 +286,8 @@ def fault(request, tmp_path, own_cloud, monkeypatch):
         finally:
             world.release()
             workers.stop()
-            print(workers.log.read_text(errors="replace")[-20000:])  # shown when the test fails
+            if workers.log.exists():
+                print(workers.log.read_text(errors="replace")[-20000:])  # shown when the test fails
             db.session.remove()
             db.engine.dispose()
             if redis.process.poll() is None:
@@ -310,19 +343,12 @@ def test_the_storage_emulator_killed_during_a_shard_write(fault, own_cloud):
     fault.arm("shard")
     start = fault.enqueue()
     fault.held_pid("shard")
-    storage = _pid_of("gcp-storage-emulator", own_cloud.storage_url.rsplit(":", 1)[1])
-    argv = Path(f"/proc/{storage}/cmdline").read_bytes().decode().split("\0")[:-1]
 
-    os.kill(storage, signal.SIGKILL)
-    try:
+    with storage_down(own_cloud):
         fault.release("shard")
         # Both attempts of the held shard fail to upload: the run is given up, its load cancelled.
         load = Job.fetch(f"bq-etl-{TABLE}-{start.return_value()['run_id']}-load", connection=fault.exporter.redis)
         wait_for(lambda: load.get_status() == "canceled", "the run to be given up")
-    finally:
-        own_cloud.restarts.enter_context(child_process(argv, log=own_cloud.data_dir / "storage-restarted.log",
-                                                       cwd=own_cloud.data_dir))
-        wait_for(lambda: _answers(own_cloud.storage_url), "the storage emulator to answer again")
 
     assert fault.live() == old
     # Whatever the outage kept the run from deleting, the sweep removes at once: its jobs ended.
@@ -382,6 +408,169 @@ def test_the_bigquery_emulator_paused_during_the_load(fault, own_cloud):
     assert fault.live() == new
     assert fault.leftovers() == ([], [])
     fault.next_run_loads(new)
+
+
+@pytest.mark.parametrize("via", ["foreground", "workers"])
+def test_storage_down_after_the_copy_the_run_is_loaded_and_its_files_left_to_the_sweep(fault, own_cloud, via):
+    from bq_etl import history
+    from bq_etl.status import table_status
+
+    fault.first_run()
+    new = fault.source(names(270, "v2"))
+    exporter = fault.exporter
+    fault.arm("copied")
+    if via == "foreground":
+        process = fault.foreground(TABLE)
+    else:
+        start = fault.enqueue()
+    fault.held_pid("copied")  # the live table replaced; nothing recorded or cleaned up yet
+
+    with storage_down(own_cloud):
+        fault.release("copied")
+        if via == "foreground":
+            code, output = finish(process)
+            assert code == 0, output
+            run_id = run_id_of(output)
+            assert f"{TABLE}: loaded, 270 rows" in output.splitlines()[-1]
+        else:
+            run_id = start.return_value()["run_id"]
+            load = Job.fetch(start.return_value()["load_job_id"], connection=exporter.redis)
+            wait_for(lambda: load.get_status() in ("finished", "failed"), "the load to end")
+            assert load.get_status() == "finished", load.latest_result().exc_string
+            assert load.return_value()["status"] == "loaded"
+            output = fault.workers.log.read_text(errors="replace")
+        warnings = [line for line in output.splitlines() if "could not delete the run's files; the sweep will" in line]
+        assert len(warnings) == 1 and run_id in warnings[0], output
+        # The refused connection is not retried for the client's two minutes, and no traceback.
+        assert "RetryError" not in warnings[0] and "Traceback" not in output
+
+        assert fault.live() == new
+        assert exporter.warehouse.loaded_run(TABLE) == run_id
+        assert history.run(exporter.redis, TABLE, run_id).outcome == "loaded"
+        assert table_status(exporter, TABLE).last_loaded.run_id == run_id
+
+    assert len(exporter.bucket.names(f"{TABLE}/{run_id}/")) == 6
+    # The sweep removes them at once (the run recorded its outcome), and records nothing more.
+    report = fault.sweep_now()
+    assert (report.runs, report.objects) == ([f"{TABLE}/{run_id}"], 6)
+    assert fault.leftovers() == ([], [])
+    record = history.run(exporter.redis, TABLE, run_id)
+    assert (record.outcome, record.error) == ("loaded", "")
+    fault.next_run_loads(new)
+
+
+def test_a_loader_killed_while_it_makes_the_table_anew_lets_no_run_shrink_it_unasked(fault):
+    table, v2 = "evolving_tracks", {"BQ_ETL_FAULT_SCHEMA": "v2"}
+    warehouse = fault.exporter.warehouse
+    fault.source(names(300, "v1"))
+    code, output = finish(fault.foreground(table))
+    assert code == 0, output
+    first = run_id_of(output)
+    fault.arm("copy")
+
+    killed = fault.foreground(table, env=v2)  # a new column: on the emulator, the table is made anew
+    os.kill(fault.held_pid("copy"), signal.SIGKILL)
+    killed.wait()
+
+    # The window of making a table anew (docs/reliability.md): made again, its rows not yet copied.
+    assert warehouse.row_count(table) == 0
+    assert warehouse.loaded_mark(table) == (first, 300)
+    # The source lost 90% of its rows: the guard holds the run to what the last load recorded.
+    fault.source(names(30, "v2"))
+    code, output = finish(fault.foreground(table, env=v2))
+    assert code == 1, output
+    assert (f"the run would replace 300 rows (what run {first} loaded; the table holds 0, as a replace "
+            "interrupted half way leaves it) with 30; under its shrink_threshold of 0.5") in output
+    assert warehouse.row_count(table) == 0
+    # A run with the whole source loads, with the new column.
+    full = fault.source(names(300, "v2"))
+    code, output = finish(fault.foreground(table, env=v2))
+    assert code == 0, output
+    assert fault.live(table) == full
+    assert [f.name for f in warehouse.live_schema(table)] == ["id", "name", "note"]
+    assert fault.leftovers(table) == ([], [])
+
+
+def test_a_write_race_shows_in_the_status_until_the_next_run_loads(fault):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api.tests.test_status_page import Page
+    from bq_etl.blueprint import status_blueprint
+    from bq_etl.lock import lock_name
+    from bq_etl.status import table_status
+
+    fault.app.register_blueprint(status_blueprint(auth=lambda: True, name="ops"), url_prefix="/ops")
+    exporter, runner = fault.exporter, fault.app.test_cli_runner()
+    fault.first_run()
+    older_rows = fault.source(names(300, "v2"))
+    fault.arm("copy")
+    older = fault.foreground(TABLE)
+    pid = fault.held_pid("copy")  # its last check passed, its copy not yet sent
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        fault.release("copy")
+        wait_for(lambda: not exporter.redis.exists(lock_name(TABLE)), "the stopped loader's lock to expire")
+        newest_rows = fault.source(names(310, "v3"))
+        forced = runner.invoke(args=["export", "run", TABLE, "--force"])
+        assert forced.exit_code == 0, forced.output
+        newer = run_id_of(forced.output)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    code, output = finish(older)
+
+    assert code == 1, output
+    older_id = re.search(rf"run {newer} loaded between run (\S+)'s last check and its write", output).group(1)
+    assert older_id < newer
+    assert fault.live() == older_rows  # the documented window: the older rows went over the newer
+    status = table_status(exporter, TABLE)
+    assert (status.freshness, status.ok, status.last_loaded.run_id) == ("overwritten", False, newer)
+    assert status.overwritten_by.run_id == older_id
+    text = runner.invoke(args=["export", "status"]).output
+    assert f"{TABLE}: run {older_id} failed: WriteRace: table {TABLE!r}: run {newer} loaded between" in text
+    assert f"{TABLE}: the live table holds run {older_id}'s rows, written over the last load (run {newer})" in text
+    checked = runner.invoke(args=["export", "status", "--json", "--check"])
+    assert checked.exit_code == 1
+    ours = next(entry for entry in json.loads(checked.output.split("\nnot ok")[0]) if entry["table"] == TABLE)
+    assert (ours["freshness"], ours["ok"], ours["overwritten_by"]["run_id"]) == ("overwritten", False, older_id)
+    client = fault.app.test_client()
+    page = Page(client.get("/ops/").text)
+    assert page.rows[TABLE][2] == "overwritten"
+    assert older_id in page.failures and "WriteRace" in page.failures
+
+    def metric(name: str) -> float:
+        return next(sample.value for family in text_string_to_metric_families(client.get("/ops/metrics").text)
+                    for sample in family.samples if sample.name == name and sample.labels == {"table": TABLE})
+
+    assert (metric("bq_etl_table_overwritten"), metric("bq_etl_table_ok")) == (1, 0)
+
+    # The next scheduled run loads current data over it, and the table is fine again.
+    fault.next_run_loads(newest_rows)
+    status = table_status(exporter, TABLE)
+    assert (status.freshness, status.ok, status.overwritten_by) == ("fresh", True, None)
+    assert (metric("bq_etl_table_overwritten"), metric("bq_etl_table_ok")) == (0, 1)
+
+
+def test_a_loader_killed_between_its_copy_and_its_label_is_recorded_loaded_when_given_up(fault):
+    from bq_etl import history
+
+    exporter = fault.exporter
+    fault.first_run()
+    before = exporter.warehouse.loaded_run(TABLE)
+    new = fault.source(names(280, "v2"))
+    fault.arm("copied")
+    killed = fault.foreground(TABLE)
+    os.kill(fault.held_pid("copied"), signal.SIGKILL)
+    killed.wait()
+    killed_id = history.runs(exporter.redis, TABLE)[0].run_id
+
+    # The window (docs/reliability.md): its rows are live, the label names the run before.
+    assert fault.live() == new
+    assert exporter.warehouse.loaded_run(TABLE) == before
+    # The next run gives it up; its copy job completed, so it is recorded as what it did.
+    newest = fault.source(names(290, "v3"))
+    fault.next_run_loads(newest)
+    record = history.run(exporter.redis, TABLE, killed_id)
+    assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
 
 
 def _zombie(pid: int) -> bool:

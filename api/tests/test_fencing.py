@@ -390,3 +390,28 @@ def test_an_empty_source_never_replaces_a_non_empty_table_unasked(app):
     assert result.exit_code == 0, result.output
     assert live_rows("strict_tracks") == []
     assert leftovers("strict_tracks") == ([], [])
+
+
+@FENCING
+def test_the_shrink_guard_holds_a_run_to_the_last_load_when_the_table_is_gone(app):
+    """A replace that makes the table anew (a partitioning change) and dies between its delete and
+    its create leaves no table to count: the guard holds the run to the rows the newest loaded run
+    recorded (named by the Redis marker, counted in its history)."""
+    runner = app.test_cli_runner()
+    put_tracks(10, "v1")
+    result = runner.invoke(args=["export", "run", "fenced_tracks"])
+    assert result.exit_code == 0, result.output
+    first = run_id_of(result.output)
+    state().warehouse.drop("fenced_tracks")  # what the kill between the delete and the create leaves
+    db.session.execute(delete(CareTrack).where(CareTrack.id > 4))
+    db.session.commit()
+
+    result = runner.invoke(args=["export", "run", "fenced_tracks"])
+
+    assert result.exit_code == 1
+    assert (f"would replace 10 rows (what run {first} loaded; the table is missing, as a replace interrupted "
+            "half way leaves it) with 4; under its shrink_threshold of 0.5 (5 rows)") in result.output
+    assert state().warehouse.live_rows("fenced_tracks") is None
+    result = runner.invoke(args=["export", "run", "fenced_tracks", "--allow-shrink"])
+    assert result.exit_code == 0, result.output
+    assert live_rows("fenced_tracks") == source_rows()

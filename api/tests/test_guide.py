@@ -139,9 +139,11 @@ def test_the_schema_steps_generate_check_create_and_change_the_table(app):
     table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
     declared = json.loads(BLOCKS["options"])
     assert table.description == declared["description"]
-    # bq_etl_run: the fence's label naming the run that loaded (docs/reliability.md)
+    # bq_etl_run, bq_etl_rows: the run that loaded and its rows, for the fence and the shrink
+    # guard (docs/reliability.md)
+    loaded_rows = re.search(r"loaded, (\d+) rows", first_run.output).group(1)
     assert table.labels == {**declared["labels"], "bq_etl_schema_version": "1",
-                            "bq_etl_run": table.labels["bq_etl_run"]}
+                            "bq_etl_run": table.labels["bq_etl_run"], "bq_etl_rows": loaded_rows}
     assert f"(run {table.labels['bq_etl_run']})" in first_run.output.lower()
     assert table.clustering_fields == declared["clustering"]
 
@@ -166,5 +168,5 @@ def test_the_schema_steps_generate_check_create_and_change_the_table(app):
     table = warehouse.client.get_table(warehouse.table_id("care_tracks"))
     assert [(f.name, f.mode) for f in table.schema][2] == ("description", "REQUIRED")
     assert table.labels == {**declared["labels"], "bq_etl_schema_version": "2",
-                            "bq_etl_run": table.labels["bq_etl_run"]}
+                            "bq_etl_run": table.labels["bq_etl_run"], "bq_etl_rows": loaded_rows}
     assert table.description == declared["description"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from google.cloud import bigquery
@@ -312,12 +313,13 @@ def test_the_loaded_run_label_only_moves_forward_and_keeps_other_labels(warehous
     table.labels = {"owner": "clinic"}
     warehouse.client.update_table(table, ["labels"])
 
-    assert warehouse.mark_loaded("t", newer) == newer
-    assert warehouse.mark_loaded("t", older) == newer  # an older run never moves it back
+    assert warehouse.mark_loaded("t", newer, 2) == newer
+    assert warehouse.mark_loaded("t", older, 1) == newer  # an older run never moves it back
 
     assert warehouse.loaded_run("t") == newer
+    assert warehouse.loaded_mark("t") == (newer, 2)
     assert warehouse.client.get_table(warehouse.table_id("t")).labels == {
-        "owner": "clinic", "bq_etl_run": "20261130t020000000000z-bbbbbb"}
+        "owner": "clinic", "bq_etl_run": "20261130t020000000000z-bbbbbb", "bq_etl_rows": "2"}
     assert warehouse.live_rows("t") == 2
 
 
@@ -341,6 +343,11 @@ def test_new_partitioning_is_breaking_and_makes_the_table_anew_with_its_metadata
 
     writes = recorder.writes_to("t")
     assert [method for method, _, _ in writes] == ["DELETE", "POST", "POST"]
+    # One check, before the delete; none between it and the copy, which would leave the table
+    # missing or empty if it stopped the run there.
+    first, last = recorder.requests.index(writes[0]), recorder.requests.index(writes[-1])
+    assert recorder.requests[first - 1][0] == "BEFORE_WRITE"
+    assert "BEFORE_WRITE" not in [method for method, _, _ in recorder.requests[first:last]]
     assert writes[1][2]["timePartitioning"] == {"type": "DAY", "field": "seen_at"}
     assert writes[1][2]["labels"] == {"bq_etl_run": "run1", "bq_etl_schema_version": "2"}
     assert writes[2][2]["configuration"]["copy"]["writeDisposition"] == "WRITE_TRUNCATE_DATA"
@@ -380,3 +387,19 @@ def test_an_allowed_breaking_change_is_one_copy_that_takes_the_new_schema_then_a
         assert recorder.requests[recorder.requests.index(write) - 1][0] == "BEFORE_WRITE"
     assert [(f.name, f.mode) for f in live(warehouse).schema] == [("id", "REQUIRED"), ("name", "REQUIRED")]
     assert rows("t") == [(1, "a")]
+
+
+def test_the_copy_into_the_live_table_takes_the_job_id_the_loader_recorded(warehouse):
+    """The loader records the copy job's id before the copy, so a run killed right after it can
+    be asked about: BigQuery says whether that job completed."""
+    first = upload("t/run1/00000.json", [b'{"id":1,"name":"a"}\n'])
+    job_id = f"bq_etl_copy_{uuid.uuid4().hex}"
+    recorder = Recorder(warehouse.client)
+    assert not warehouse.copy_succeeded(job_id)
+
+    warehouse.replace("t", [first], SCHEMA, expected_rows=1, staging_suffix="run1", copy_job_id=job_id)
+
+    copies = [body for _, _, body in recorder.writes_to("t") if "configuration" in body]
+    assert [body["jobReference"]["jobId"] for body in copies] == [job_id]
+    assert warehouse.copy_succeeded(job_id)
+    assert job_id in warehouse.job_ids
