@@ -1,10 +1,12 @@
 """One run per table: the Redis key naming the run that holds a table, from enqueue to load.
 
-A run claims its table before it is enqueued (or, in the foreground, before it plans), and
-releases the claim when it loads, fails or is given up. Another run of the table is refused while
-the holder is alive; a holder that died (its worker killed, its process gone) is replaced, and
-whoever replaces it cleans up after it. The key also expires after `ETL_SWEEP_AFTER`, the
-longest a run can take, so even a holder nobody can judge never blocks the table for ever.
+A run claims its table as it is enqueued (its `start_run` job is written in the same Redis
+transaction as the claim, so no one ever sees a claim whose job does not exist yet) or, in the
+foreground, before it plans, and releases the claim when it loads, fails or is given up.
+Another run of the table is refused while the holder is alive; a holder that died (its worker
+killed, its process gone) is replaced, and whoever replaces it cleans up after it. The key also
+expires after `ETL_SWEEP_AFTER`, the longest a run can take, so even a holder nobody can judge
+never blocks the table for ever.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 
@@ -62,13 +65,15 @@ def current(redis: Redis, key: str) -> Holder | None:
     return Holder.from_json(raw) if raw else None
 
 
-def take(redis: Redis, key: str, holder: Holder, ttl: int, alive: Callable[[Holder], bool],
-         force: bool = False) -> tuple[Holder | None, Holder | None]:
+def take(redis: Redis, key: str, holder: Holder, ttl: int, alive: Callable[[Holder], bool], force: bool = False,
+         with_claim: Callable[[Pipeline], object] | None = None) -> tuple[Holder | None, Holder | None]:
     """Claim `key`'s table for `holder` unless a holder `alive` judges alive has it (and not `force`).
 
     Returns (the holder that kept the table, None) when refused, else (None, the holder that was
     replaced, if any, for the caller to clean up after when it was dead). Atomic: of two callers
-    racing for a free table, one wins.
+    racing for a free table, one wins. `with_claim(pipeline)` adds commands to the transaction
+    that writes the claim (the holder's job, enqueued with RQ's `pipeline=`, which puts the
+    pipeline in MULTI), so they are written with it or not at all.
     """
     with redis.pipeline() as pipe:
         while True:
@@ -79,7 +84,10 @@ def take(redis: Redis, key: str, holder: Holder, ttl: int, alive: Callable[[Hold
                 if previous is not None and not force and alive(previous):
                     pipe.unwatch()
                     return previous, None
-                pipe.multi()
+                if with_claim is not None:
+                    with_claim(pipe)  # RQ opens the transaction (MULTI) before its first write
+                if not pipe.explicit_transaction:
+                    pipe.multi()
                 pipe.set(key, holder.to_json(), ex=ttl)
                 pipe.execute()
                 return None, previous

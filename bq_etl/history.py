@@ -10,8 +10,10 @@ count for ever (rows, bytes, runs by outcome, the duration histogram) goes into
 the history never makes a counter go backwards.
 
 A run killed half way keeps its last progress and the outcome `running`; when it is read, a
-running run whose process (foreground) or RQ jobs (workers) are all gone reads as dead
-(`RunRecord.alive` False) until `flask export sweep` records it `abandoned`.
+running run nothing can finish any more reads as dead (`RunRecord.alive` False), by the same
+judgement the claim and the sweep make (`liveness.run_state`: its foreground process is gone, or
+its RQ jobs died with their worker or horse, failed, or were retried as a run of their own),
+until the next enqueue of its table or `flask export sweep` records it `abandoned`.
 
 All of it lives in the exporter's Redis: flushing that Redis forgets the history and the
 totals (the live BigQuery tables keep their data and their `bq_etl_run` label).
@@ -27,9 +29,8 @@ from typing import Any, Iterable
 
 from redis import Redis
 from rq import get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 
+from .liveness import run_state
 from .run import ExportRun, RunSummary, ShardResult, run_started
 
 #: Every outcome a run can have; all but `running` are final and recorded once.
@@ -40,7 +41,6 @@ FAILURES = ("refused", "failed", "abandoned")
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 
 _ERROR_CHARS = 500
-_LIVE_JOB = ("queued", "started", "deferred", "scheduled")
 
 # Records an outcome only while the run is still `running` (the first final outcome wins: a
 # shard's error stays when the sweep later gives the same run up), and counts the run into the
@@ -92,9 +92,10 @@ class RunRecord:
     load_job: str = ""
     host: str = ""  # process, for runs in the foreground
     pid: int = 0
-    #: For a running run, read at query time: True while a process or RQ job can still finish
-    #: it, False once none can (killed: the sweep will abandon it), None when it cannot be told
-    #: (a foreground run on another host). None for finished runs.
+    #: For a running run, read at query time (`liveness.run_state`): True while a process or RQ
+    #: job can still finish it, False once none can (killed: the next enqueue or the sweep
+    #: abandons it), None when it cannot be told (a foreground run on another host). None for
+    #: finished runs.
     alive: bool | None = None
 
     @property
@@ -271,38 +272,6 @@ def _record(data: dict[bytes, bytes]) -> RunRecord:
 
 def _alive(redis: Redis, record: RunRecord) -> bool | None:
     """Can anything still finish this running run? (See `RunRecord.alive`.)"""
-    if record.host:  # a foreground `flask export run`: alive while its process is
-        if record.host != socket.gethostname():
-            return None
-        try:
-            os.kill(record.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # exists, someone else's
-        return True
-    if _status(redis, record.start_job) in _LIVE_JOB:
-        return True  # still planning
-    load = _job(redis, record.load_job)
-    if load is None:
-        return False  # planning ended without a load job to finish the run
-    status = load.get_status()
-    if status == "deferred":  # waiting for its shards: alive while any of them can still run
-        shard_ids = load.args[3] if len(load.args) > 3 else []
-        return any(job is not None and job.get_status() in _LIVE_JOB
-                   for job in Job.fetch_many(shard_ids, connection=redis))
-    return status in _LIVE_JOB
-
-
-def _job(redis: Redis, job_id: str) -> Job | None:
-    if not job_id:
-        return None
-    try:
-        return Job.fetch(job_id, connection=redis)
-    except NoSuchJobError:
-        return None
-
-
-def _status(redis: Redis, job_id: str) -> str | None:
-    job = _job(redis, job_id)
-    return job.get_status() if job is not None else None
+    found = run_state(redis, ExportRun(record.table, record.run_id), start_job=record.start_job or None,
+                      host=record.host or None, pid=record.pid or None)
+    return None if found == "unknown" else found == "running"

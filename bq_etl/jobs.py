@@ -8,28 +8,29 @@ work. A shard (or `start_run`) that fails is retried (RQ `Retry`) unless its err
 the run's files, so a failed run loads nothing.
 
 One run per table: `enqueue_run` claims the table (`claim`) and refuses while the holder's jobs
-can still finish; a holder whose worker died is given up and cleaned up after (`run_state`).
+can still finish; a holder whose worker died, and any run of the table the history still calls
+running though nothing can finish it, is given up and cleaned up after (`liveness` judges).
 """
 from __future__ import annotations
 
 import functools
 import logging
-import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from flask import has_app_context
+from redis.client import Pipeline
 from rq import Callback, Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from . import claim, history
 from .cadence import Cadence
-from .errors import RunInProgress, is_retryable
+from .errors import LoadError, RunInProgress, is_retryable
 from .extension import ExporterState, state
-from .liveness import job_running, process_alive, record_process
+from .liveness import WAITING, abandoned_key, holder_state, record_process
 from .loader import discard_files, load, settle_copied
 from .logs import describe, event
 from .run import ExportRun, RunSummary, Shard, ShardResult, new_run_id
@@ -67,18 +68,20 @@ def enqueue_run(exporter: ExporterState, table: str, trigger: str = "ad hoc", fo
     """
     exporter.tables.get(table)
     job_id = f"bq-etl-{table}-start-{uuid.uuid4().hex[:12]}"
-    claim_table(exporter, table, claim.Holder(job_id=job_id), force)
     config, key = exporter.config, claim_key(exporter, table)
-    try:
-        return exporter.queue.enqueue(
+    enqueued: list[Job] = []
+
+    def enqueue(pipeline: Pipeline) -> None:
+        # In the claim's transaction: whoever sees the claim finds its job.
+        enqueued.append(exporter.queue.enqueue(
             start_run, table, trigger=trigger, allow_shrink=allow_shrink, job_id=job_id,
             job_timeout=config.shard_timeout, retry=_retry(config),
             on_failure=Callback(on_start_failure), meta={"table": table, "claim": key},
-            description=f"bq-etl start {table}",
-        )
-    except BaseException:
-        claim.release(exporter.redis, key, job_id=job_id)
-        raise
+            description=f"bq-etl start {table}", pipeline=pipeline,
+        ))
+
+    claim_table(exporter, table, claim.Holder(job_id=job_id), force, with_claim=enqueue)
+    return enqueued[-1]
 
 
 def claim_key(exporter: ExporterState, table: str) -> str:
@@ -86,17 +89,33 @@ def claim_key(exporter: ExporterState, table: str) -> str:
     return claim.claim_key(exporter.config.dataset, table)
 
 
-def claim_table(exporter: ExporterState, table: str, holder: claim.Holder, force: bool = False) -> None:
+def claim_table(exporter: ExporterState, table: str, holder: claim.Holder, force: bool = False,
+                with_claim: Callable[[Pipeline], object] | None = None) -> None:
     """Make `holder` the one run of `table`: RunInProgress while another live run holds it
-    (unless `force`); a dead holder is given up and its leftovers removed."""
-    kept, replaced = claim.take(exporter.redis, claim_key(exporter, table), holder,
-                                ttl=exporter.config.sweep_after,
-                                alive=lambda h: holder_state(exporter, table, h) == "running", force=force)
+    (unless `force`); a dead holder is given up and its leftovers removed, and so is any run the
+    history still records as running though nothing can finish it. `with_claim` writes the
+    holder's job in the claim's transaction (`claim.take`)."""
+    redis = exporter.redis
+    kept, replaced = claim.take(redis, claim_key(exporter, table), holder, ttl=exporter.config.sweep_after,
+                                alive=lambda h: holder_state(redis, table, h) == "running", force=force,
+                                with_claim=with_claim)
+    if replaced is not None and replaced.run_id and holder_state(redis, table, replaced) == "dead":
+        give_up(exporter, ExportRun(table, replaced.run_id), why="its worker or process died")
+    give_up_dead_runs(exporter, table)
     if kept is not None:
         event(logging.WARNING, "run not started: the table already has one", table=table, holder=kept.describe())
         raise RunInProgress(table, kept.describe())
-    if replaced is not None and replaced.run_id and holder_state(exporter, table, replaced) == "dead":
-        give_up(exporter, ExportRun(table, replaced.run_id), why="its worker or process died")
+
+
+def give_up_dead_runs(exporter: ExporterState, table: str) -> list[str]:
+    """Give up every run of `table` the history records as running that nothing can finish any
+    more (`RunRecord.alive` False: a worker killed mid-shard, a `start_run` killed while planning
+    and retried as a run of its own), so none reads as running for ever; return their ids."""
+    dead = [record.run_id for record in history.runs(exporter.redis, table)
+            if record.outcome == "running" and record.alive is False]
+    for run_id in dead:
+        give_up(exporter, ExportRun(table, run_id), why="its worker or process died")
+    return dead
 
 
 @dataclass
@@ -140,14 +159,14 @@ def start_run(table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -
     started = time.time()
     history.started(exporter.redis, run, trigger, config.history_runs)
     shards, rows = manager.plan()
-    load_id = load_job_id(run)
+    load_id = run.load_job_id
     history.planned(exporter.redis, run, len(shards), rows, load_id)
     shard_jobs: list[Job] = []
     try:
         for shard in shards:
             shard_jobs.append(exporter.queue.enqueue(
                 export_shard, table, run.run_id, run.gzip_level, shard.index, shard.lower, shard.upper,
-                job_id=_job_id(run, f"shard-{shard.index:05d}"), job_timeout=config.shard_timeout,
+                job_id=run.job_id(f"shard-{shard.index:05d}"), job_timeout=config.shard_timeout,
                 result_ttl=RESULT_TTL, retry=_retry(config), on_failure=Callback(on_shard_failure),
                 meta={"table": table, "run_id": run.run_id, "load_job_id": load_id},
                 description=f"bq-etl shard {table} {run.run_id} #{shard.index}",
@@ -162,7 +181,7 @@ def start_run(table: str, trigger: str = "ad hoc", allow_shrink: bool = False) -
         if shard_jobs:  # a retry plans a new run: this one's shards must not run or stay
             abandon_run(table, run.run_id, load_id, exporter.redis, [j.id for j in shard_jobs])
         raise
-    if exporter.redis.exists(_abandoned_key(run.run_id)):
+    if exporter.redis.exists(abandoned_key(run.run_id)):
         # A shard failed for good before the load job existed for its callback to cancel.
         abandon_run(table, run.run_id, load_job.id, exporter.redis)
     event(logging.INFO, "run planned", table=table, run_id=run.run_id, shards=len(shards), rows=rows)
@@ -182,7 +201,7 @@ def export_shard(table: str, run_id: str, gzip_level: int, index: int, lower: An
     run = ExportRun(table, run_id, gzip_level=gzip_level)
     result = manager.export_shard(run, Shard(index, lower, upper), exporter.bucket)
     history.shard_exported(exporter.redis, run, result)
-    if exporter.redis.exists(_abandoned_key(run_id)):
+    if exporter.redis.exists(abandoned_key(run_id)):
         # A sibling failed for good while this shard ran: the run will never load, so its
         # files must not outlive it.
         exporter.bucket.delete_prefix(run.prefix)
@@ -198,17 +217,34 @@ def load_run(table: str, run_id: str, gzip_level: int, shard_job_ids: list[str],
     """Load a run whose shards all succeeded (RQ enqueues it only then)."""
     exporter = state()
     try:
-        if exporter.redis.exists(_abandoned_key(run_id)):
+        if exporter.redis.exists(abandoned_key(run_id)):
             # Given up (its worker judged dead) after RQ had already enqueued this load.
             event(logging.WARNING, "load of an abandoned run skipped", table=table, run_id=run_id)
             return RunSummary(table=table, run_id=run_id, status="abandoned").to_dict()
         manager = exporter.tables.get(table)()
         run = ExportRun(table, run_id, gzip_level=gzip_level)
         jobs = Job.fetch_many(shard_job_ids, connection=exporter.redis)
-        results = [ShardResult.from_dict(job.return_value()) for job in jobs]
+        returned = [job.return_value() if job is not None else None for job in jobs]
+        missing = [job_id for job_id, value in zip(shard_job_ids, returned) if value is None]
+        if missing:
+            _fail_without_results(exporter, run, missing, len(shard_job_ids))
+        results = [ShardResult.from_dict(value) for value in returned]
         return load(exporter, manager, run, results, started, allow_shrink=allow_shrink).to_dict()
     finally:
         claim.release(exporter.redis, claim_key(exporter, table), run_id=run_id)
+
+
+def _fail_without_results(exporter: ExporterState, run: ExportRun, missing: list[str], shards: int) -> NoReturn:
+    """Fail a load whose shards' results Redis no longer holds (it lost its data while the load
+    waited): the run cannot know its files, so it loads nothing and deletes them."""
+    error = LoadError(
+        f"table {run.table!r}, run {run.run_id}: Redis no longer holds the results of {len(missing)} of "
+        f"the run's {shards} shard jobs ({missing[0]}{', ...' if len(missing) > 1 else ''}): it lost its "
+        "data (restarted without persistence, or flushed) while the load waited. Nothing was loaded and "
+        "the run's files were deleted; the next run loads the table")
+    history.failed(exporter.redis, run.table, run.run_id, error)
+    discard_files(exporter, run)
+    raise error
 
 
 @_in_app
@@ -262,19 +298,23 @@ def on_load_failure(job: Job, connection, exc_type, exc_value, traceback) -> Non
 @_in_app
 def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: list[str] | None = None) -> int:
     """Give a run up: mark it abandoned (late shards then discard their files, a late load loads
-    nothing), free its table, cancel its waiting shard jobs and its load job, delete its files;
-    return how many files there were."""
-    connection.set(_abandoned_key(run_id), 1, ex=RESULT_TTL)
+    nothing), free its table unless its start job lives on to plan another run (RQ retries it),
+    cancel its waiting shard jobs and its load job, delete its files; return how many files
+    there were."""
+    connection.set(abandoned_key(run_id), 1, ex=RESULT_TTL)
     settle_copied(state(), ExportRun(table, run_id))  # killed after its copy: recorded as loaded
     history.abandoned(connection, table, run_id)  # no-op when the run already has an outcome
-    claim.release(connection, claim_key(state(), table), run_id=run_id)
+    key = claim_key(state(), table)
+    holder = claim.current(connection, key)
+    if holder is not None and holder.run_id == run_id and holder_state(connection, table, holder) != "running":
+        claim.release(connection, key, run_id=run_id)
     try:
         load_job = Job.fetch(load_id, connection=connection)
     except NoSuchJobError:
         load_job = None  # start_run has not enqueued it yet; it checks the abandoned key after
     waiting = [*Job.fetch_many(shard_ids or (load_job.args[3] if load_job else []), connection=connection), load_job]
     for job in waiting:
-        if job is not None and job.get_status() in _WAITING:
+        if job is not None and job.get_status() in WAITING:
             job.cancel()
     return discard_files(state(), ExportRun(table, run_id))
 
@@ -282,7 +322,7 @@ def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: li
 def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:
     """Give up a run that will never finish by itself (its worker died): abandon it and drop its
     staging table; return how many files it left."""
-    files = abandon_run(run.table, run.run_id, load_job_id(run), exporter.redis)
+    files = abandon_run(run.table, run.run_id, run.load_job_id, exporter.redis)
     try:
         exporter.warehouse.drop(staging_table(run.table, run.staging_suffix))
     except Exception as error:  # BigQuery down: the sweep drops it later; the new run goes on
@@ -291,69 +331,3 @@ def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:
     event(logging.WARNING, "run abandoned", table=run.table, run_id=run.run_id, outcome="abandoned",
           reason=why, files=files)
     return files
-
-
-def run_state(exporter: ExporterState, run: ExportRun) -> str:
-    """What a run's RQ jobs say about it: "running" (some job waits or runs on a live worker),
-    "dead" (a job of it died with its worker, or failed without giving the run up: it will never
-    finish and may have left files or a staging table), "ended" (loaded, failed and cleaned up,
-    or given up), or "unknown" (no load job: a foreground run, or one not yet enqueued)."""
-    redis = exporter.redis
-    if redis.exists(_abandoned_key(run.run_id)):
-        return "ended"
-    try:
-        load_job = Job.fetch(load_job_id(run), connection=redis)
-    except NoSuchJobError:
-        return "unknown"
-    status = load_job.get_status()
-    if status == "started":
-        return "running" if job_running(redis, load_job) else "dead"
-    if status == "failed":
-        return "dead"  # a load that raised has cleaned up; one whose horse was killed has not
-    if status not in _WAITING:
-        return "ended"
-    for shard in Job.fetch_many(load_job.args[3], connection=redis):
-        shard_status = shard.get_status() if shard is not None else None
-        if shard_status in (None, "failed", "canceled", "stopped") or (
-                shard_status == "started" and not job_running(redis, shard)):
-            return "dead"
-    return "running"
-
-
-def holder_state(exporter: ExporterState, table: str, holder: claim.Holder) -> str:
-    """`run_state` for the holder of a table's claim, including before its run is planned and
-    for a foreground run (judged by its process)."""
-    if holder.pid is not None:
-        if holder.host != socket.gethostname() or process_alive(holder.host, holder.pid):
-            return "running"  # another host's process can't be seen: the claim's TTL bounds it
-        return "dead"
-    try:
-        start = Job.fetch(holder.job_id, connection=exporter.redis)
-    except NoSuchJobError:
-        return "ended"
-    status = start.get_status()
-    if status in _WAITING or (status == "started" and job_running(exporter.redis, start)):
-        return "running"
-    run_id = holder.run_id or (start.return_value() or {}).get("run_id")
-    if status == "started":
-        return "dead" if run_id else "ended"
-    if status != "finished" or not run_id:
-        return "ended"  # failed for good: it gave its partial run up itself
-    found = run_state(exporter, ExportRun(table, run_id))
-    return "ended" if found == "unknown" else found
-
-
-_WAITING = ("queued", "scheduled", "deferred")
-
-
-def _abandoned_key(run_id: str) -> str:
-    return f"bq-etl:abandoned:{run_id}"
-
-
-def load_job_id(run: ExportRun) -> str:
-    """The id of a run's load job, known before it is enqueued."""
-    return _job_id(run, "load")
-
-
-def _job_id(run: ExportRun, part: str) -> str:
-    return f"bq-etl-{run.table}-{run.run_id}-{part}"

@@ -68,6 +68,15 @@ class ExportRun:
         """What names the run's staging table in BigQuery (see `staging_table`)."""
         return self.run_id.replace("-", "_")
 
+    def job_id(self, part: str) -> str:
+        """The id of one of the run's RQ jobs (`load`, `shard-00003`), known before it is enqueued."""
+        return f"bq-etl-{self.table}-{self.run_id}-{part}"
+
+    @property
+    def load_job_id(self) -> str:
+        """The id of the run's load job: whether it exists, and its state, say how the run fares."""
+        return self.job_id("load")
+
     def object_name(self, shard: Shard) -> str:
         """Where a shard's file goes; a retried shard writes the same name again."""
         suffix = ".json.gz" if self.gzip_level else ".json"

@@ -8,12 +8,23 @@ with retries left. A job another worker had just dequeued then runs twice at onc
 workers started together planned two runs from one enqueue (RQ issue #2061). RQ 1.16 waits
 before it calls a job stuck; `Worker` brings that wait to RQ 1.15 and is RQ's own worker on
 newer versions.
+
+Every job runs in a work horse forked from the worker. A database connection the worker holds
+in its SQLAlchemy pool (the start-up check's `SELECT 1` leaves one) would be inherited by every
+horse, all of them talking over one socket: a horse killed mid-query (the OOM killer) leaves
+that connection mid-stream, and every later horse of the worker fails on it or hangs. So, as
+SQLAlchemy documents for `os.fork()`, the worker empties the pools of every engine of the app
+(each Flask-SQLAlchemy bind) before it forks a horse, and the horse forgets, without closing
+them, any connection it still inherited (`engine.dispose(close=False)`): every horse opens its
+own. Redis needs nothing: redis-py's connection pool notices the new pid and opens new
+connections in the horse, leaving the worker's alone.
 """
 from __future__ import annotations
 
 import time
 
 import rq
+from flask import current_app, has_app_context
 from rq import Queue
 from rq import Worker as RQWorker
 from rq import worker_registration
@@ -30,7 +41,18 @@ def _rq_version() -> tuple[int, ...]:
 
 
 class Worker(RQWorker):
-    """An RQ worker that never runs a job twice at once on RQ 1.15 (see the module's text)."""
+    """An RQ worker that never runs a job twice at once on RQ 1.15, and whose work horses never
+    share a database connection (see the module's text)."""
+
+    def fork_work_horse(self, job, queue) -> None:
+        """Fork the horse with no pooled database connection for it to inherit."""
+        forget_database_connections(close=True)
+        super().fork_work_horse(job, queue)
+
+    def main_work_horse(self, job, queue) -> None:
+        """In the horse: drop, unclosed, any connection inherited from the worker, then run the job."""
+        forget_database_connections(close=False)
+        super().main_work_horse(job, queue)
 
     if _rq_version() < (1, 16):
         def clean_registries(self) -> None:
@@ -44,6 +66,18 @@ class Worker(RQWorker):
                     worker_registration.clean_worker_registry(queue)
                     clean_intermediate_queue(self, queue)
             self.last_cleaned_at = utcnow()
+
+
+def forget_database_connections(close: bool) -> None:
+    """Empty the connection pool of every engine of the current app (each Flask-SQLAlchemy bind):
+    closing its connections (`close`, in the process that opened them), or only dropping them (in
+    a forked child, where closing would end the parent's sessions too). Nothing without an app
+    context: a plain `rq worker` loads the app in each horse, with engines of its own."""
+    if not has_app_context():
+        return
+    extension = current_app.extensions.get("sqlalchemy")
+    for engine in (extension.engines.values() if extension is not None else ()):
+        engine.dispose(close=close)
 
 
 def clean_intermediate_queue(worker: RQWorker, queue: Queue, now: float | None = None) -> list[str]:

@@ -4,7 +4,8 @@
 `fault:<queue>:<table>` for as many attempts as the hash says, so a test decides in Redis how many
 times a shard fails in a real worker process. `BadTracksExport` writes a number into a
 STRING column for one row, to show the schema error a worker reports. `KilledTracksExport`
-kills its own work horse with SIGKILL at one row, as the OOM killer would.
+kills its own work horse with SIGKILL at one row, as the OOM killer would;
+`KilledPlanTracksExport` kills the horse of its first `start_run` attempt while it plans.
 """
 from __future__ import annotations
 
@@ -78,3 +79,15 @@ class KilledTracksExport(FlakyTracksExport):
         if row.id == self.killed_id:
             os.kill(os.getpid(), signal.SIGKILL)
         return dict(row._mapping)
+
+
+class KilledPlanTracksExport(TracksExport):
+    """Care tracks whose first planning kills its work horse outright (SIGKILL): RQ retries
+    `start_run`, which plans a run of its own; the first run is left recorded as running."""
+
+    table_name = "killed_plan_tracks"
+
+    def plan(self):
+        if state().redis.incr(fault_key(self.table_name)) == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().plan()

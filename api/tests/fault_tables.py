@@ -1,11 +1,13 @@
 """The export the fault suite (test_faults.py) runs: care tracks in shards of 50, whose third shard
-can be held mid-write, and whose load can be held after it took the table's lock and made sure of
-the dataset, so a test kills or stops something at that point. Any load can also be held right
-before its copy into the live table (`copy`: its last check passed, the job not yet sent) and
-right after it (`copied`: the job done, nothing recorded yet).
+can be held mid-stream (its first lines read, the rest still coming from the database), whose
+load job can be held before it reads its shards' results, and again after it took the table's
+lock and made sure of the dataset, so a test kills or stops something at that point. Any load
+can also be held right before its copy into the live table (`copy`: its last check passed, the
+job not yet sent) and right after it (`copied`: the job done, nothing recorded yet).
 
 Each point holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): the process writes its
-pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it).
+pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it). Each job's
+process also records, on PostgreSQL, which database session it read through (`SESSIONS`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 import time
 from pathlib import Path
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 from rq import get_current_job
 from sqlalchemy import Row, Select, select
@@ -21,25 +23,44 @@ from sqlalchemy import Row, Select, select
 from bq_etl.cadence import Cadence
 from bq_etl.warehouse import Warehouse
 from api.models import CareTrack
+from bq_etl.run import Shard
 from api.tests.fault_exports import TracksExport
 
 HOLD_DIR = "BQ_ETL_FAULT_HOLD_DIR"
+#: Every hold point, in the order a run reaches them.
+POINTS = ("shard", "preload", "load", "copy", "copied")
 #: How long a held shard waits for the test at most (the test kills or releases it long before).
 HOLD_LIMIT = 300.0
+#: The Redis list of "<process pid> <PostgreSQL backend pid>", one per job that read the database.
+SESSIONS = "fault:sessions"
 
 
 class HeldTracksExport(TracksExport):
-    """Care tracks; the row `held_id` holds its shard once (see module docstring)."""
+    """Care tracks; the shard holding row `held_id` holds once after its first lines (see module
+    docstring). No `to_record`: on PostgreSQL the shards stream through the database's fast path."""
 
     table_name = "fault_tracks"
     cadence = Cadence.EVERY_FIVE_HOURS
     shard_size = 50
     held_id = 120
 
-    def to_record(self, row: Row) -> dict[str, Any]:
-        if row.id == self.held_id:
-            hold("shard")
-        return dict(row._mapping)
+    def __init__(self):
+        job = get_current_job()
+        if job is not None and job.id.endswith("-load"):
+            hold("preload")  # load_run makes its export before it reads the shards' results
+
+    def plan(self):
+        record_session(self)
+        return super().plan()
+
+    def lines(self, shard: Shard) -> Iterator[bytes]:
+        record_session(self)
+        holds = (shard.lower is None or shard.lower < self.held_id) and \
+            (shard.upper is None or self.held_id <= shard.upper)
+        for number, item in enumerate(super().lines(shard)):
+            yield item
+            if number == 0 and holds:
+                hold("shard")
 
     @cached_property
     def schema(self):
@@ -48,6 +69,17 @@ class HeldTracksExport(TracksExport):
         if job is not None and job.id.endswith("-load"):
             hold("load")
         return TracksExport.schema.func(self)
+
+
+def record_session(export: TracksExport) -> None:
+    """On PostgreSQL, append this process's pid and its database session's backend pid to
+    `SESSIONS`: two processes naming one backend share one connection."""
+    connection = export.session.connection()
+    if connection.dialect.name == "postgresql":
+        from bq_etl.extension import state
+
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        state().redis.rpush(SESSIONS, f"{os.getpid()} {backend}")
 
 
 def hold(point: str) -> None:

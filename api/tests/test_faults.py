@@ -1,7 +1,8 @@
 """The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
-dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, Redis killed and restarted
-mid-run, the storage emulator killed during a shard's write, the BigQuery emulator paused
-(SIGSTOP) during the load.
+dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, a work horse killed mid-query
+on PostgreSQL and while planning, Redis killed and restarted mid-run and emptied while a load
+waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
+(SIGSTOP) during the load; and two enqueuers racing for one table.
 
 After each fault the live table holds exactly the old rows or exactly the new ones (checksums
 against the source), no run files or staging tables remain once the run or the sweep is over,
@@ -31,7 +32,7 @@ from api.db import db
 from api.demo.services import child_process, free_port, local_cloud
 from api.models import CareTrack
 from api.tests.conftest import ROOT, Workers
-from api.tests.fault_tables import HOLD_DIR, HeldTracksExport
+from api.tests.fault_tables import HOLD_DIR, POINTS, SESSIONS, HeldTracksExport
 from bq_etl.errors import RunInProgress
 
 TABLE = HeldTracksExport.table_name
@@ -101,7 +102,8 @@ def own_cloud(tmp_path_factory):
 
 
 class Fault:
-    """One fault test's world: its Redis, the app (SQLite), its workers and hold folder."""
+    """One fault test's world: its Redis, the app (SQLite unless the test asks for another
+    `database_url`), its workers and hold folder."""
 
     def __init__(self, app, env: dict[str, str], redis: OwnRedis, workers: Workers, hold: Path):
         self.app, self.env, self.redis, self.workers, self.hold = app, env, redis, workers, hold
@@ -164,7 +166,7 @@ class Fault:
 
     def release(self, *points: str) -> None:
         """Let a job held at `points` go on (and any reaching them later)."""
-        for point in points or ("shard", "load", "copy", "copied"):
+        for point in points or POINTS:
             (self.hold / f"{point}.go").touch()
 
     def arm(self, point: str) -> None:
@@ -203,16 +205,26 @@ class Fault:
         self.workers.processes.remove(process)
 
 
+#: The two ways to run a worker (docs/design.md, Deployment): the app's command, and a plain `rq
+#: worker` whose jobs load the app from FLASK_APP.
+FLASK_WORKER = [sys.executable, "-m", "flask", "export", "worker"]
+RQ_WORKER = [str(Path(sys.executable).parent / "rq"), "worker", "-w", "bq_etl.worker.Worker", "--with-scheduler"]
+
+
 class LoggedWorkers(Workers):
     """Workers whose output goes to a file: a long-running worker's pipe that nobody reads fills
-    up and blocks it (RQ logs a traceback per failed attempt)."""
+    up and blocks it (RQ logs a traceback per failed attempt). `command`: `FLASK_WORKER` or
+    `RQ_WORKER`."""
 
     def __init__(self, env: dict[str, str], log: Path):
         super().__init__(env)
         self.log = log
+        self.command = FLASK_WORKER
 
     def start(self, count: int = 1, burst: bool = True) -> None:
-        command = [sys.executable, "-m", "flask", "export", "worker"] + (["--burst"] if burst else [])
+        command = self.command + (["--burst"] if burst else [])
+        if self.command is RQ_WORKER:
+            command += ["--url", self.env["REDIS_URL"], self.env["ETL_QUEUE"]]
         with self.log.open("ab") as out:
             for _ in range(count):
                 self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
@@ -248,8 +260,9 @@ def storage_down(own_cloud):
 
 
 @pytest.fixture
-def fault(request, tmp_path, own_cloud, monkeypatch):
-    """The world of one fault test; `indirect` parametrization adds settings."""
+def fault(request, tmp_path, own_cloud, database_url, monkeypatch):
+    """The world of one fault test; `indirect` parametrization adds settings. On SQLite (the
+    default) a database file of the test's own; on another `database_url` its tables made anew."""
     redis = OwnRedis(tmp_path)
     redis.start()
     token = uuid.uuid4().hex[:10]
@@ -257,7 +270,7 @@ def fault(request, tmp_path, own_cloud, monkeypatch):
     hold.mkdir()
     env = {
         "FLASK_APP": "api",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}" if database_url.startswith("sqlite") else database_url,
         "REDIS_URL": redis.url,
         "ETL_SYNC_BUCKET": f"bq-etl-fault-{token}",
         "ETL_BQ_DATASET": f"fault_{token}",
@@ -277,6 +290,7 @@ def fault(request, tmp_path, own_cloud, monkeypatch):
     app = create_app({"TESTING": True})
     workers = LoggedWorkers(env, tmp_path / "workers.log")
     with app.app_context():
+        db.drop_all()
         db.create_all()
         world = Fault(app, env, redis, workers, hold)
         world.release()
@@ -298,18 +312,73 @@ def names(count: int, version: str) -> list[str]:
     return [f"track {i} {version}" for i in range(1, count + 1)]
 
 
+def running_metric(exporter, alive: str, table: str = TABLE) -> float:
+    """`bq_etl_runs_running{table=..., alive=...}` as the status page's /metrics serves it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bq_etl.metrics import metrics_text
+
+    for family in text_string_to_metric_families(metrics_text(exporter).decode()):
+        for sample in family.samples:
+            if sample.name == "bq_etl_runs_running" and sample.labels == {"table": table, "alive": alive}:
+                return sample.value
+    raise AssertionError("no bq_etl_runs_running sample")
+
+
 def test_a_worker_killed_mid_shard_blocks_nothing_and_leaves_nothing(fault):
+    from bq_etl import history
+
     old = fault.first_run()
     new = fault.source(names(280, "v2"))
     fault.arm("shard")
 
-    fault.enqueue()
+    start = fault.enqueue()
     fault.kill_worker(fault.workers.processes[0], fault.held_pid("shard"))
+    run_id = start.return_value()["run_id"]
 
     assert fault.live() == old
+    # Every reading says at once what the sweep and the claim say: nothing can finish the run.
+    run = history.run(fault.exporter.redis, TABLE, run_id)
+    assert (run.outcome, run.alive, run.label) == ("running", False, "running (dead: no job left)")
+    status = fault.app.test_cli_runner().invoke(args=["export", "status"]).output
+    assert f"2/6 shards, 100 rows, DEAD" in status, status
+    assert (running_metric(fault.exporter, "false"), running_metric(fault.exporter, "true")) == (1, 0)
     # The dead run holds the table no longer: the next tick gives it up (its files) and loads.
     fault.workers.start(1, burst=False)
     fault.next_run_loads(new)
+    assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "abandoned"
+    assert running_metric(fault.exporter, "false") == 0
+
+
+# The OOM killer's way: the horse alone is killed while its shard's rows stream from PostgreSQL;
+# its worker lives on and runs every later job. A plain `rq worker` loads the app in each horse.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("worker", ["flask export worker", "rq worker"])
+def test_a_work_horse_killed_mid_query_on_postgresql_leaves_its_worker_working(fault, worker):
+    fault.workers.command = FLASK_WORKER if worker == "flask export worker" else RQ_WORKER
+    old = fault.first_run()
+    new = fault.source(names(330, "v2"))
+    fault.arm("shard")
+
+    start = fault.enqueue()
+    os.kill(fault.held_pid("shard"), signal.SIGKILL)
+
+    # RQ retries the killed shard on the same worker, and the run loads.
+    load = Job.fetch(start.return_value()["load_job_id"], connection=fault.exporter.redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed", "canceled"), "the run's load")
+    assert load.get_status() == "finished", load.latest_result().exc_string
+    assert fault.live() == new
+    [process] = fault.workers.processes
+    assert process.poll() is None
+    fault.next_run_loads(new)  # not skipped as "already running", not stuck
+    # No two processes ever read through one database connection: each horse opened its own.
+    sessions = [entry.decode().split() for entry in fault.exporter.redis.lrange(SESSIONS, 0, -1)]
+    processes_of = {}
+    for pid, backend in sessions:
+        processes_of.setdefault(backend, set()).add(pid)
+    # Three runs: a plan and 6 shards, a plan and 7 shards and the killed one's retry, a plan and 7.
+    assert len(sessions) == 7 + 9 + 8, sessions
+    assert [pids for pids in processes_of.values() if len(pids) > 1] == []
 
 
 def test_a_worker_killed_mid_load_is_swept_at_once_and_its_lock_expires(fault):
@@ -358,7 +427,7 @@ def test_the_storage_emulator_killed_during_a_shard_write(fault, own_cloud):
 
 
 def test_redis_killed_and_restarted_mid_run(fault):
-    from bq_etl.jobs import run_state
+    from bq_etl.liveness import run_state
     from bq_etl.run import ExportRun
 
     old = fault.first_run()
@@ -372,7 +441,7 @@ def test_redis_killed_and_restarted_mid_run(fault):
     fault.redis.start()
     fault.release("shard")
 
-    wait_for(lambda: run_state(fault.exporter, run) != "running", "the run to end one way or the other")
+    wait_for(lambda: run_state(fault.exporter.redis, run) != "running", "the run to end one way or the other")
     assert fault.live() in (old, new)
     for process in list(fault.workers.processes):
         if process.poll() is not None:  # a worker that lost Redis for good: its supervisor restarts it
@@ -380,6 +449,27 @@ def test_redis_killed_and_restarted_mid_run(fault):
             fault.workers.start(1, burst=False)
     fault.sweep_now()
     fault.next_run_loads(new)
+
+
+def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
+    old = fault.first_run()
+    new = fault.source(names(270, "v2"))
+    fault.arm("preload")
+    start = fault.enqueue()
+    fault.held_pid("preload")
+    run_id = start.return_value()["run_id"]
+    assert len(fault.exporter.bucket.names(f"{TABLE}/{run_id}/")) == 6
+
+    fault.exporter.redis.flushall()  # the test's own redis-server: its data gone while the load waits
+    fault.release("preload")
+
+    wait_for(lambda: "load failed" in fault.workers.log.read_text(), "the load to fail")
+    log = fault.workers.log.read_text()
+    assert (f"load failed table={TABLE} run_id={run_id} error=LoadError: table '{TABLE}', run {run_id}: Redis "
+            "no longer holds the results of 6 of the run's 6 shard jobs") in log, log
+    assert fault.exporter.bucket.names(f"{TABLE}/{run_id}/") == []  # deleted before it failed
+    assert fault.live() == old
+    fault.next_run_loads(new)  # the same worker, on the emptied Redis
 
 
 def test_the_bigquery_emulator_paused_during_the_load(fault, own_cloud):
@@ -615,6 +705,56 @@ def test_a_table_with_a_run_queued_gets_no_second_one_unless_forced(app, redis):
     forced = runner.invoke(args=["export", "run", "members", "--enqueue", "--force"])
     assert forced.exit_code == 0, forced.output
     assert len(state().queue.get_jobs()) == 2
+
+
+# The other enqueuer gets in at the worst moment: after this one judged the table free, before
+# its start job is written (cron firing twice, two hosts' crontabs; a foreground run started by
+# hand). Of the two, one wins: the claim and its start job are written in one transaction.
+@pytest.mark.export_modules("api.tests.fault_tables")
+@pytest.mark.parametrize("other", ["run --enqueue", "run"])
+def test_of_two_enqueuers_racing_for_a_table_one_wins(app, app_env, redis, tmp_path, monkeypatch, other):
+    from rq import Queue
+
+    from api.tests.test_pipeline import add_tracks
+    from bq_etl.claim import current
+    from bq_etl.extension import state
+    from bq_etl.jobs import claim_key, enqueue_run
+
+    exporter = state()
+    add_tracks([f"track {i}" for i in range(1, 151)])
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    env = {**os.environ, **app_env, HOLD_DIR: str(hold)}
+    for point in POINTS:
+        if point != "shard":
+            (hold / f"{point}.go").touch()
+    argv = [sys.executable, "-m", "flask", "export", *other.split(), TABLE]
+    enqueue, racers = Queue.enqueue, []
+
+    def racing(queue, *args, **kwargs):
+        if not racers:
+            racers.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            if other == "run --enqueue":
+                racers[0].wait(timeout=DEADLINE)
+            else:  # until the foreground run is under way (held in its third shard)
+                wait_for(lambda: (hold / "shard.held").exists() or racers[0].poll() is not None, "the other run")
+        return enqueue(queue, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "enqueue", racing)
+    try:
+        with pytest.raises(RunInProgress):
+            enqueue_run(exporter, TABLE)
+        holder = current(redis, claim_key(exporter, TABLE))
+        queued = exporter.queue.get_job_ids()
+    finally:
+        (hold / "shard.go").touch()
+        output = racers[0].communicate(timeout=DEADLINE)[0].decode() if racers else ""
+    assert racers and racers[0].returncode == 0, output
+    if other == "run --enqueue":
+        assert queued == [holder.job_id] and f"as job {holder.job_id}" in output  # the other's, alone
+    else:
+        assert queued == [] and holder.pid == racers[0].pid  # the foreground run's claim, no start job
+        assert f"{TABLE}: loaded, 150 rows" in output
 
 
 def test_enqueueing_with_no_worker_listening_warns(app, redis, workers):

@@ -131,6 +131,60 @@ def test_a_run_killed_on_a_worker_reads_as_dead_until_the_sweep_abandons_it(app,
 
 
 @FAULTS
+@pytest.mark.parametrize("given_up_by", ["the next enqueue", "the sweep"])
+def test_a_start_run_killed_while_planning_reads_as_dead_until_it_is_recorded_abandoned(app, workers, redis,
+                                                                                         given_up_by):
+    from api.tests.test_faults import running_metric
+
+    add_tracks(["a", "b", "c"])
+
+    start, load = run_with_workers(workers, "killed_plan_tracks")
+
+    # RQ retried start_run, whose second attempt planned a run of its own and loaded it.
+    assert load.get_status() == "finished" and start.retries_left == state().config.shard_retries - 1
+    loaded, killed = history.runs(redis, "killed_plan_tracks")
+    assert (loaded.run_id, loaded.outcome) == (start.return_value()["run_id"], "loaded")
+    assert (killed.outcome, killed.alive, killed.shards_total) == ("running", False, 0)
+    assert "0/0 shards, 0 rows, DEAD" in cli(app, "status").output
+    assert running_metric(state(), "false", "killed_plan_tracks") == 1
+
+    if given_up_by == "the next enqueue":
+        enqueue_run(state(), "killed_plan_tracks")
+    else:  # it left no file: the sweep finds it in the history
+        report = sweep(state())
+        assert (report.runs, report.objects) == ([f"killed_plan_tracks/{killed.run_id}"], 0)
+
+    killed = history.run(redis, "killed_plan_tracks", killed.run_id)
+    assert (killed.outcome, killed.alive) == ("abandoned", None)
+    assert "DEAD" not in cli(app, "status").output
+    assert running_metric(state(), "false", "killed_plan_tracks") == 0
+    assert history.totals(redis, "killed_plan_tracks")["runs:abandoned"] == 1
+
+
+@FAULTS
+def test_a_start_run_killed_while_planning_keeps_its_table_while_its_retry_waits(app, workers, redis):
+    from bq_etl.claim import current
+    from bq_etl.errors import RunInProgress
+    from bq_etl.jobs import claim_key
+
+    set_config(app, ETL_SHARD_RETRY_INTERVALS="3600")  # RQ schedules the retry an hour ahead
+    add_tracks(["a", "b", "c"])
+    start = enqueue_run(state(), "killed_plan_tracks")
+    workers.start(1)
+    workers.wait()
+
+    start.refresh()
+    [killed] = history.runs(redis, "killed_plan_tracks")
+    assert (start.get_status(), killed.alive) == ("scheduled", False)  # the killed attempt's run is dead
+    with pytest.raises(RunInProgress):  # but its start job will plan again: the table stays its own
+        enqueue_run(state(), "killed_plan_tracks")
+    sweep(state())
+
+    assert history.run(redis, "killed_plan_tracks", killed.run_id).outcome == "abandoned"
+    assert current(redis, claim_key(state(), "killed_plan_tracks")).job_id == start.id
+
+
+@FAULTS
 def test_a_foreground_run_killed_half_way_keeps_its_progress_and_reads_as_dead(app, app_env, redis):
     add_tracks(["a", "b", "c", "d"])  # shard 0 (rows 1, 2) exports; the process dies at row 3
     process = subprocess.run([sys.executable, "-m", "flask", "export", "run", "killed_tracks"],

@@ -12,7 +12,7 @@ from google.cloud.bigquery import SchemaField, Table
 from rq.job import Job
 
 from bq_etl.extension import state
-from bq_etl.jobs import _abandoned_key, load_job_id
+from bq_etl.liveness import abandoned_key
 from bq_etl.run import ExportRun, new_run_id, run_started
 from bq_etl.sweeper import sweep
 from bq_etl.warehouse import staging_table
@@ -56,13 +56,13 @@ def test_runs_older_than_the_cutoff_lose_their_files_and_staging_tables(app):
     assert len(bucket.names(recent.prefix)) == 2  # may still be running
     assert len(bucket.names(unknown.prefix)) == 2  # not the exporter's to delete
     assert old_staging not in warehouse.tables() and recent_staging in warehouse.tables()
-    assert state().redis.exists(_abandoned_key(old.run_id))  # a late shard discards its file
+    assert state().redis.exists(abandoned_key(old.run_id))  # a late shard discards its file
 
 
 def test_a_stale_run_whose_load_job_is_running_is_left_alone(app):
     run = ExportRun("members", new_run_id(NOW - 2 * DAY))
     leave_files(run)
-    load = state().queue.enqueue("builtins.print", job_id=load_job_id(run))
+    load = state().queue.enqueue("builtins.print", job_id=run.load_job_id)
     load.set_status("started")
 
     report = sweep(state(), older_than=DAY, now=NOW)
@@ -106,7 +106,7 @@ def test_the_sweep_command_reports_what_it_removed(app):
 def started_load(run: ExportRun, worker: str) -> Job:
     """A load job of `run` that RQ calls started, taken by the worker named `worker`."""
     # load_run's arguments: table, run id, gzip level, shard job ids, start time.
-    load = state().queue.enqueue("builtins.print", run.table, run.run_id, 0, [], 0.0, job_id=load_job_id(run))
+    load = state().queue.enqueue("builtins.print", run.table, run.run_id, 0, [], 0.0, job_id=run.load_job_id)
     load.worker_name = worker
     load.save()
     load.set_status("started")
@@ -123,7 +123,7 @@ def test_a_young_run_whose_load_worker_stopped_sending_heartbeats_is_swept_at_on
 
     assert (report.runs, report.busy, report.objects) == ([f"members/{run.run_id}"], [], 2)
     assert report.staging_tables == [staging] and staging not in state().warehouse.tables()
-    assert redis.exists(_abandoned_key(run.run_id))
+    assert redis.exists(abandoned_key(run.run_id))
 
 
 def test_a_load_whose_worker_process_is_dead_on_this_host_is_swept_and_the_command_says_so(app, redis):
@@ -146,3 +146,24 @@ def test_a_load_whose_worker_process_is_dead_on_this_host_is_swept_and_the_comma
         "1 stale runs swept: 2 files, 0 staging tables",
     ]
     assert state().bucket.names(dead.prefix) == [] and len(state().bucket.names(alive.prefix)) == 2
+
+
+def test_a_young_run_the_history_says_ended_or_died_is_swept_at_once_and_a_live_one_is_left(app, redis):
+    from bq_etl import history
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ended, dead, alive = (ExportRun("members", new_run_id()) for _ in range(3))
+    for run in (ended, dead, alive):
+        leave_files(run)
+        history.started(redis, run, "ad hoc (CLI)", keep=10)  # a foreground run: this process
+    history.failed(redis, "members", ended.run_id, RuntimeError("the bucket was down as it deleted its files"))
+    redis.hset(history.run_key("members", dead.run_id), "pid", gone.pid)  # its process was killed
+
+    report = sweep(state())  # minutes old, not ETL_SWEEP_AFTER
+
+    assert report.runs == sorted([f"members/{ended.run_id}", f"members/{dead.run_id}"])
+    assert (report.busy, report.objects) == ([f"members/{alive.run_id}"], 4)
+    assert len(state().bucket.names(alive.prefix)) == 2
+    outcomes = {run: history.run(redis, "members", run.run_id).outcome for run in (ended, dead, alive)}
+    assert outcomes == {ended: "failed", dead: "abandoned", alive: "running"}
