@@ -434,7 +434,7 @@ class _LineSQL:
     dialect: Dialect
     line: str  # the row's line, bytes ending in a newline (CAST AS BINARY: never decoded)
     suspect: str  # true when the encoder might refuse the row
-    check: str | None  # the row's JSON values, comma-separated, for Python's check; NULL if none
+    check: str | None  # the row's JSON values, each followed by a comma, for Python's check (None without JSON fields)
     key_ref: str
     params: dict[str, Any]
 
@@ -450,11 +450,14 @@ class _LineSQL:
         values = ", ".join(
             f"CONCAT('{orjson.dumps(field.name).decode()}:', {built.value})" for field, built in zip(schema, fields)
         )
-        # A JSON value MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31
-        # levels) and a bare null (which the Python path leaves out or refuses) become "!", which
-        # no JSON reader takes.
+        # Each JSON value followed by a comma (a NULL one left out: CONCAT gives NULL, CONCAT_WS
+        # skips it), so a row with none gives '' and GROUP_CONCAT needs no separator. A value
+        # MariaDB cannot read (JSON_COMPACT gives NULL; so does one nested over 31 levels) becomes
+        # "!", which no JSON reader takes; a bare null is found in Python (_canonical_json).
+        # Each JSON_COMPACT is written once: MariaDB evaluates NULLIF's first argument twice,
+        # and JSON_COMPACT is the dearest function of a line.
         checks = [
-            f"IF({ref} IS NULL, NULL, COALESCE(NULLIF(JSON_COMPACT({ref}), 'null'), '!'))"
+            f"IF({ref} IS NULL, NULL, CONCAT(COALESCE(JSON_COMPACT({ref}), '!'), ','))"
             for field in schema if TYPE_NAMES[field.field_type] == "JSON"
             for ref in (columns[field.name].ref,)
         ]
@@ -463,7 +466,7 @@ class _LineSQL:
             # CONCAT_WS skips NULLs: a NULL value leaves its field out, as the encoder does.
             line=f"CAST(CONCAT('{{', CONCAT_WS(',', {values}), '}}', CHAR(10)) AS BINARY)",
             suspect=" OR ".join(condition for built in fields for condition in built.suspect) or "FALSE",
-            check=f"CAST(NULLIF(CONCAT_WS(',', {', '.join(checks)}), '') AS BINARY)" if checks else None,
+            check=f"CAST(CONCAT_WS('', {', '.join(checks)}) AS BINARY)" if checks else None,
             key_ref=columns[manager.key_column].ref,
             params={name: value for built in fields for name, value in built.params.items()},
         )
@@ -472,7 +475,7 @@ class _LineSQL:
         """One row for the rows with keys in (after, upto] (None: unbounded): their lines joined
         in key order (a suspect row's left out), their count and their JSON values."""
         sql, params = self._rows(after, upto)
-        check = f"GROUP_CONCAT({self.check} SEPARATOR ',')" if self.check else "NULL"
+        check = f"GROUP_CONCAT({self.check} SEPARATOR '')" if self.check else "NULL"
         # A batch is one value: group_concat_max_len would cut it at 1 MB. (One larger than
         # max_allowed_packet comes cut or NULL: its line count tells, see _stream.)
         return (
@@ -534,15 +537,17 @@ def _compiled(manager: ExportShardManager, shard: Shard, dialect: Dialect, after
 
 
 def _canonical_json(values: bytes | None) -> bool:
-    """True when `values`, comma-separated JSON texts json.loads reads, are each what the
-    encoder writes for the value: orjson writes back exactly what it read (so json.loads reads
-    the same values: no duplicate keys, no number orjson reads otherwise; and no number that is
-    not exactly its double, which orjson writes rounded: the encoder refuses those)."""
+    """True when `values`, JSON texts json.loads reads, each followed by a comma, are each what
+    the encoder writes for the value: not a bare null (which the Python path leaves out or
+    refuses), and what orjson writes back after reading it (so json.loads reads the same values:
+    no duplicate keys, no number orjson reads otherwise; and no number that is not exactly its
+    double, which orjson writes rounded: the encoder refuses those)."""
     if not values:
         return True
-    document = b"[" + values + b"]"
+    document = b"[" + values[:-1] + b"]"
     try:
-        return orjson.dumps(orjson.loads(document)) == document
+        parsed = orjson.loads(document)
+        return None not in parsed and orjson.dumps(parsed) == document
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return False
 
