@@ -8,7 +8,9 @@ or anything else for 403. Without `auth` every request is refused (403), so a bl
 mounted in a hurry shows nothing: run ids, table names and error messages are not public.
 
 Both read only Redis. While it does not answer, the page is a short 503 saying so, and
-`/metrics` still answers, with `bq_etl_redis_up 0` (see `metrics`).
+`/metrics` still answers, with `bq_etl_redis_up 0` (see `metrics`). A configuration the
+exporter refuses (a missing setting, an export module that does not import, a schema file it
+cannot read) makes both a short 500 that says what to fix, not the host's error page.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from redis.exceptions import RedisError
 from . import history
 from .charts import bar_chart
 from .config import mask_secrets
+from .errors import ExportError
 from .extension import state
 from .logs import describe
 from .status import duration, progress, table_statuses
@@ -51,6 +54,12 @@ def status_blueprint(auth: Callable[[], Any] | None = None, name: str = "bq_etl_
         redis_url = mask_secrets(state().config.redis_url)
         return Response(f"bq-etl status: Redis (REDIS_URL {redis_url!r}) does not answer, and the run history "
                         f"is kept there: {describe(error)}\n", 503, content_type="text/plain; charset=utf-8")
+
+    @blueprint.errorhandler(ExportError)
+    def misconfigured(error: ExportError) -> Response:
+        # Raised before anything is read: what the operator must fix, said where they look.
+        return Response(f"bq-etl status: the exporter's configuration stops it: {mask_secrets(str(error))}\n", 500,
+                        content_type="text/plain; charset=utf-8")
 
     @blueprint.get("/")
     def page() -> str:

@@ -199,6 +199,21 @@ def test_without_redis_the_page_is_a_503_and_the_metrics_say_redis_is_down(app):
             for s in family.samples] == [("bq_etl_redis_up", 0)]
 
 
+def test_a_configuration_the_exporter_refuses_is_a_500_saying_what_to_fix(app, redis):
+    app.config["ETL_EXPORT_MODULES"] = "api.events_join_data.no_such_module"
+    for cached in ("config", "tables"):
+        state().__dict__.pop(cached, None)
+    app.register_blueprint(status_blueprint(auth=lambda: True, name="ops"), url_prefix="/ops")
+    client = app.test_client()
+
+    for path in ("/ops/", "/ops/metrics"):
+        response = client.get(path)
+        assert response.status_code == 500 and response.content_type.startswith("text/plain"), path
+        assert response.text.startswith(
+            "bq-etl status: the exporter's configuration stops it: ETL_EXPORT_MODULES names "
+            "'api.events_join_data.no_such_module', which cannot be imported: "), path
+
+
 def test_the_page_and_status_list_only_failures_no_load_has_come_after(app, redis):
     app.register_blueprint(status_blueprint(auth=lambda: True, name="ops"), url_prefix="/ops")
     client = app.test_client()
