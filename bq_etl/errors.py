@@ -36,7 +36,8 @@ class UnknownTableError(ExportError):
 
 
 class SchemaError(ExportError):
-    """A BigQuery JSON schema file is missing, unreadable or malformed."""
+    """A BigQuery JSON schema file is missing, unreadable or malformed, or the export's query
+    cannot fill one (a selected column with no name)."""
 
     retryable = False
 

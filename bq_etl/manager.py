@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
+from .errors import SchemaError
 from .json_values import fast_json
 from .raw_values import exact_statement, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
@@ -21,7 +22,7 @@ from .schema import load_schema
 from .table_options import TableOptions, load_options, options_path
 from .serialize import RecordEncoder
 from .session_settings import reading_settings
-from .shard import plan_shards, shard_query
+from .shard import plan_shards, shard_query, unnamed_columns, unnamed_columns_message
 
 if TYPE_CHECKING:
     from google.cloud.bigquery import SchemaField
@@ -143,8 +144,12 @@ class ExportShardManager:
         try:
             # In the settings the shards are read in: on MariaDB a TIMESTAMP key's bounds are
             # read, and compared, in the session's time zone.
+            query = self.query()
+            unnamed = unnamed_columns(query)
+            if unnamed:
+                raise SchemaError(unnamed_columns_message(self.table_name, unnamed))
             with reading_settings(self.session.connection()):
-                return plan_shards(self.session, self.query(), self.key, self.shard_size)
+                return plan_shards(self.session, query, self.key, self.shard_size)
         finally:
             self.session.rollback()
 

@@ -26,6 +26,7 @@ from sqlalchemy.sql import elements, functions, operators, selectable
 
 from .errors import SchemaError
 from .schema import load_schema, type_name
+from .shard import unnamed_columns, unnamed_columns_message
 
 if TYPE_CHECKING:
     from .manager import ExportShardManager
@@ -52,6 +53,9 @@ def derive_fields(manager: ExportShardManager) -> list[dict[str, Any]]:
 def _derived(manager: ExportShardManager) -> list[tuple[dict[str, Any], str | None]]:
     """Each query column's field, with why no BigQuery type holds its values (None if one does)."""
     statement = manager.query()
+    unnamed = unnamed_columns(statement)
+    if unnamed:
+        raise SchemaError(unnamed_columns_message(manager.table_name, unnamed))
     outer = _outer_tables(statement)
     derived = []
     for name, column in statement.selected_columns.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
@@ -43,6 +44,26 @@ def shard_query(query: Select, key: Any, shard: Shard) -> Select:
     if shard.upper is not None:
         query = query.where(key <= shard.upper)
     return query.order_by(key)
+
+
+def unnamed_columns(query: Select) -> list[str]:
+    """The SQL of each column `query` selects with no name of its own (an expression without
+    `.label()`, which SQLAlchemy names `_no_label`): no record key or schema field can name it."""
+    return [_sql(column) for column in query.selected_columns if getattr(column, "_proxy_key", "") is None]
+
+
+def _sql(column: Any) -> str:
+    # With its values written in, as the user wrote them, where SQLAlchemy can render them.
+    try:
+        return str(column.compile(compile_kwargs={"literal_binds": True}))
+    except (CompileError, NotImplementedError):
+        return str(column)
+
+
+def unnamed_columns_message(table: str, unnamed: list[str]) -> str:
+    """What to do about `unnamed` columns of `table`'s query."""
+    return (f"table {table!r}: query() selects {'; '.join(unnamed)} with no name; give each one the name of "
+            f"the schema field it fills with .label('field_name')")
 
 
 def keyed_columns(query: Select) -> Select:

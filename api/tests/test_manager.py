@@ -17,7 +17,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 
 from api.db import db
-from bq_etl.errors import RecordError
+from bq_etl.errors import RecordError, SchemaError
 from bq_etl.manager import ENCODE_ROWS, FETCH_ROWS, ExportShardManager
 from bq_etl.run import Shard
 from api.models import CareTrack
@@ -95,6 +95,19 @@ def test_a_column_the_schema_file_lacks_is_refused_naming_the_file(app):
         f"table 'tracks', row key 1, column 'description': the column is not in the table's schema file "
         f"{WiderTracksExport.schema_path()} (fields: id, name); add the field to the schema file, or leave the "
         "column out of the query")
+
+
+def test_a_run_refuses_a_column_with_no_name_before_reading_a_row(app):
+    class ComputedTracksExport(PlainTracksExport):
+        def query(self) -> sa.Select:
+            return sa.select(CareTrack.id, CareTrack.name, sa.func.length(CareTrack.name) * 2, sa.literal(1))
+
+    with pytest.raises(SchemaError) as caught:
+        ComputedTracksExport().plan()
+
+    assert str(caught.value) == (
+        "table 'tracks': query() selects length(care_tracks.name) * 2; 1 with no name; give each "
+        "one the name of the schema field it fills with .label('field_name')")
 
 
 # --- reading each value exactly, or naming the row it cannot be read from ------------------------

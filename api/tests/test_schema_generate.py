@@ -193,6 +193,25 @@ def test_check_reports_a_column_no_bigquery_type_holds_exactly(tmp_path):
     assert all(difference.startswith(unheld) for difference, unheld in zip(differences, UNHELD))
 
 
+class ComputedVisitsExport(VisitsExport):
+    """Visits with a computed column nobody named."""
+
+    def query(self) -> Select:
+        return select(visits.c.id, visits.c.fee * 2)
+
+
+def test_generate_and_check_refuse_a_column_with_no_name(tmp_path):
+    ComputedVisitsExport.folder = tmp_path
+    (tmp_path / "visits.json").write_text(json.dumps([{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}]))
+
+    for derive in (generate, check):
+        with pytest.raises(SchemaError) as caught:
+            derive(ComputedVisitsExport())
+        assert str(caught.value) == (
+            "table 'visits': query() selects visits.fee * 2 with no name; give each one the name of the "
+            "schema field it fills with .label('field_name')")
+
+
 class ReshapedVisitsExport(VisitsExport):
     """Visits reshaped by to_record: the query's columns are not the record's fields."""
 
