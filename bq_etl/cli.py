@@ -157,7 +157,8 @@ def sweep_runs(older_than: int | None) -> None:
     for run in report.runs:
         click.echo(f"swept {run}")
     for run in report.busy:
-        click.echo(f"left {run}: its jobs are still queued or running on a live worker")
+        click.echo(f"left {run}: it is still running (its jobs wait or run on a live worker, "
+                   "or its flask export run process lives)")
     click.echo(f"{len(report.runs)} stale runs swept: {report.objects} files, "
                f"{len(report.staging_tables)} staging tables")
 

@@ -142,7 +142,8 @@ def test_a_load_whose_worker_process_is_dead_on_this_host_is_swept_and_the_comma
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"swept members/{dead.run_id}",
-        f"left messages/{alive.run_id}: its jobs are still queued or running on a live worker",
+        f"left messages/{alive.run_id}: it is still running (its jobs wait or run on a live worker, "
+        "or its flask export run process lives)",
         "1 stale runs swept: 2 files, 0 staging tables",
     ]
     assert state().bucket.names(dead.prefix) == [] and len(state().bucket.names(alive.prefix)) == 2
