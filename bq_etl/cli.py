@@ -241,7 +241,7 @@ def setup_command() -> None:
     from .provision import provision
 
     exporter = state()
-    exporter.config
+    exporter.check_cloud()
     for line in provision(exporter):
         click.echo(line)
 

@@ -109,12 +109,40 @@ class ExporterState:
         if problems:
             raise ConfigError(mask_secrets("; ".join(problems)))
 
+    def check_cloud(self) -> None:
+        """Raise one ConfigError if Cloud Storage or BigQuery does not answer, before a command
+        that needs only them (`setup`, `schema diff`, `schema plan`) waits out the clients' retries."""
+        self.config
+        problems = []
+        try:
+            self.bucket.answers()
+        except Exception as error:
+            problems.append(self._storage_problem(error))
+        try:
+            self.warehouse.answers()
+        except Exception as error:
+            where = f" at ETL_BIGQUERY_API_ENDPOINT {self.config.bigquery_endpoint!r}" \
+                if self.config.bigquery_endpoint else ""
+            problems.append(f"BigQuery does not answer for dataset {self.config.dataset!r}{where}: "
+                            f"{describe(error)}{self._dev_hint}")
+        if problems:
+            raise ConfigError(mask_secrets("; ".join(problems)))
+
+    @property
+    def _dev_hint(self) -> str:
+        # The emulators and the Redis of `flask export dev` stop with it.
+        emulated = os.environ.get("STORAGE_EMULATOR_HOST") or self.config.bigquery_endpoint
+        return "; is `flask export dev` still running?" if emulated else ""
+
+    def _storage_problem(self, error: Exception) -> str:
+        where = f" at STORAGE_EMULATOR_HOST {os.environ['STORAGE_EMULATOR_HOST']!r}" \
+            if os.environ.get("STORAGE_EMULATOR_HOST") else ""
+        return f"Cloud Storage does not answer for bucket {self.config.bucket!r}{where}: {describe(error)}{self._dev_hint}"
+
     def _service_problems(self) -> list[str]:
         problems = []
         redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
-        emulated = os.environ.get("STORAGE_EMULATOR_HOST") or self.config.bigquery_endpoint
-        # The emulators and the Redis of `flask export dev` stop with it.
-        dev_hint = "; is `flask export dev` still running?" if emulated else ""
+        dev_hint = self._dev_hint
         try:
             self.redis.ping()
         except Exception as error:
@@ -131,10 +159,7 @@ class ExporterState:
         except ExportError:
             raise
         except Exception as error:
-            where = f" at STORAGE_EMULATOR_HOST {os.environ['STORAGE_EMULATOR_HOST']!r}" \
-                if os.environ.get("STORAGE_EMULATOR_HOST") else ""
-            problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}{where}: "
-                            f"{describe(error)}{dev_hint}")
+            problems.append(self._storage_problem(error))
         return problems
 
     def _schema_problems(self) -> list[SchemaError]:

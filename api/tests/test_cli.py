@@ -1,6 +1,7 @@
 """`flask export ...` as an operator uses it."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,28 @@ def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, mon
     assert line.startswith(f"Error: Cloud Storage does not answer for bucket {state().config.bucket!r} at "
                            "STORAGE_EMULATOR_HOST 'http://127.0.0.1:1': ConnectionError: ")
     assert "Connection refused" in line and line.endswith("; is `flask export dev` still running?")
+
+
+@pytest.mark.parametrize("command", [["setup"], ["schema", "diff"], ["schema", "plan", "members"]])
+def test_commands_that_need_only_the_cloud_fail_at_once_when_the_emulators_are_stopped(app, monkeypatch, command):
+    # Nothing listens on port 1: what a stopped `flask export dev` leaves behind.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    app.config["ETL_BIGQUERY_API_ENDPOINT"] = "http://127.0.0.1:1"
+    for cached in ("config", "bucket", "warehouse"):
+        state().__dict__.pop(cached, None)
+    started = time.monotonic()
+
+    result = app.test_cli_runner().invoke(args=["export", *command])
+
+    assert time.monotonic() - started < 20  # not the clients' minutes of retries
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    storage, bigquery = line.split("; is `flask export dev` still running?; ")
+    assert storage.startswith(f"Error: Cloud Storage does not answer for bucket {state().config.bucket!r} at "
+                              "STORAGE_EMULATOR_HOST 'http://127.0.0.1:1': ConnectionError: ")
+    assert bigquery.startswith(f"BigQuery does not answer for dataset {state().config.dataset!r} at "
+                               "ETL_BIGQUERY_API_ENDPOINT 'http://127.0.0.1:1': ConnectionError: ")
+    assert "Connection refused" in bigquery and line.endswith("; is `flask export dev` still running?")
 
 
 def test_register_schedules_adds_one_cron_entry_per_cadence_and_one_for_the_sweep(app, redis):
