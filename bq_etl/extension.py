@@ -128,6 +128,11 @@ class ExporterState:
         if problems:
             raise ConfigError(mask_secrets("; ".join(problems)))
 
+    def redis_problem(self, error: BaseException) -> str:
+        """The line saying Redis does not answer: its URL (no password), why, and, against the
+        emulators, whether `flask export dev` (whose Redis it is) still runs."""
+        return f"REDIS_URL {mask_secrets(self.config.redis_url)!r} does not answer: {describe(error)}{self._dev_hint}"
+
     @property
     def _dev_hint(self) -> str:
         # The emulators and the Redis of `flask export dev` stop with it.
@@ -141,12 +146,11 @@ class ExporterState:
 
     def _service_problems(self) -> list[str]:
         problems = []
-        redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
-        dev_hint = self._dev_hint
+        database_url = mask_secrets(self.config.database_url)
         try:
             self.redis.ping()
         except Exception as error:
-            problems.append(f"REDIS_URL {redis_url!r} does not answer: {describe(error)}{dev_hint}")
+            problems.append(self.redis_problem(error))
         try:
             with self.app.extensions["sqlalchemy"].engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")

@@ -105,6 +105,21 @@ def test_an_unreachable_redis_is_a_clear_error(app):
     assert "Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer" in result.output
 
 
+@pytest.mark.parametrize("command", [["status"], ["history", "members"]])
+def test_status_and_history_name_a_stopped_redis_and_ask_about_flask_export_dev(app, monkeypatch, command):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # the emulators' Redis stopped with them
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    for cached in ("config", "redis"):
+        state().__dict__.pop(cached, None)
+
+    result = app.test_cli_runner().invoke(args=["export", *command])
+
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer: ConnectionError: ")
+    assert line.endswith("; is `flask export dev` still running?")
+
+
 def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # nothing listens on port 1
     state().__dict__.pop("bucket", None)
