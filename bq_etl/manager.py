@@ -144,7 +144,7 @@ class ExportShardManager:
             # In the settings the shards are read in: on MariaDB a TIMESTAMP key's bounds are
             # read, and compared, in the session's time zone.
             with reading_settings(self.session.connection()):
-                return plan_shards(self.session, self.query(), self.key, self.shard_size)
+                return plan_shards(self.session, self.query(), self.key, self.shard_size, self.table_name)
         finally:
             self.session.rollback()
 

@@ -155,6 +155,26 @@ def test_commands_that_need_only_the_cloud_fail_at_once_when_the_emulators_are_s
     assert "Connection refused" in bigquery and line.endswith("; is `flask export dev` still running?")
 
 
+@pytest.mark.export_modules("api.tests.null_key_exports")
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
+def test_a_run_whose_shard_key_is_null_in_some_rows_is_refused_and_loads_nothing(app, redis):
+    from api.db import db
+    from api.models import CareTrack
+
+    db.session.add_all([CareTrack(id=i, name=f"track {i}", description=None if i % 2 else f"d{i:02}")
+                        for i in range(1, 11)])
+    db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["export", "run", "track_descriptions"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: table 'track_descriptions': the shard key 'description' is NULL in 5 of the query's 10 rows, "
+        "which no shard's key range holds; make the shard key a column that is never NULL (the primary key, "
+        "say), or leave those rows out in query() (WHERE description IS NOT NULL)")
+    assert state().warehouse.live_rows("track_descriptions") is None
+
+
 def test_register_schedules_adds_one_cron_entry_per_cadence_and_one_for_the_sweep(app, redis):
     result = app.test_cli_runner().invoke(args=["export", "register-schedules"])
     again = app.test_cli_runner().invoke(args=["export", "register-schedules"])
