@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
+from .errors import SchemaError
 from .json_values import fast_json
 from .raw_values import exact_statement, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
@@ -106,7 +107,11 @@ class ExportShardManager:
     @cached_property
     def schema(self) -> list[SchemaField]:
         """The table's schema, read from its file."""
-        return load_schema(self.schema_path())
+        path = self.schema_path()
+        if not path.exists():
+            raise SchemaError(f"table {self.table_name!r}: schema file {path}: not found; write it from the "
+                              f"query with `flask export schema generate {self.table_name}`")
+        return load_schema(path)
 
     @cached_property
     def table_options(self) -> TableOptions:
