@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, NoReturn, Sequence
 
 from flask import current_app
-from sqlalchemy import Connection, Row, Select
+from sqlalchemy import Connection, Engine, Row, Select, Table
 from sqlalchemy.orm import Session
 
 from .cadence import Cadence
@@ -91,7 +91,7 @@ class ExportShardManager:
         """Run a side query for `records`, on a connection of its own: the shard's main query is
         still streaming on the session's connection (MariaDB cannot interleave the two). It runs
         in the settings the shard is read in (`session_settings`)."""
-        with self.session.get_bind().connect() as connection, reading_settings(connection):
+        with self.source_engine.connect() as connection, reading_settings(connection):
             return list(connection.execute(statement))
 
     # -- machinery ---------------------------------------------------------------------------
@@ -143,12 +143,29 @@ class ExportShardManager:
         """The app's Flask-SQLAlchemy session."""
         return current_app.extensions["sqlalchemy"].session
 
+    @property
+    def source_engine(self) -> Engine:
+        """The engine the table's rows are read from: the one the session routes the shard key's
+        table to, so a model on a bind of its own (`__bind_key__`) is read there, not from the
+        app's default database."""
+        return self.session.get_bind(clause=self._key_table())
+
+    def source_connection(self) -> Connection:
+        """The session's connection to `source_engine`, in the session's transaction."""
+        return self.session.connection(bind_arguments={"clause": self._key_table()})
+
+    def _key_table(self) -> Table | None:
+        table = getattr(getattr(self.key, "expression", self.key), "table", None)
+        while table is not None and not isinstance(table, Table):  # an alias: the table it names
+            table = getattr(table, "element", None)
+        return table
+
     def plan(self) -> tuple[list[Shard], int]:
         """Cut the table into shards; return them and the row count at planning time."""
         try:
             # In the settings the shards are read in: on MariaDB a TIMESTAMP key's bounds are
             # read, and compared, in the session's time zone.
-            with reading_settings(self.session.connection()):
+            with reading_settings(self.source_connection()):
                 return plan_shards(self.session, self.query(), self.key, self.shard_size, self.table_name)
         finally:
             self.session.rollback()
@@ -157,7 +174,7 @@ class ExportShardManager:
         """The shard's rows as validated NDJSON lines, streamed from the database; an item may
         hold many lines (each ending in a newline)."""
         try:
-            connection = self.session.connection()
+            connection = self.source_connection()
             with reading_settings(connection):
                 yield from self._lines(connection, shard)
         finally:
@@ -222,7 +239,7 @@ class ExportShardManager:
         """`statement` (the shard query, or one narrowed from it) reading every column exactly
         (see `raw_values`). Which columns MariaDB types single-precision FLOAT is learnt once,
         on `connection` (else on a connection of its own)."""
-        bind = self.session.get_bind()
+        bind = self.source_engine
         if self._single_precision is None:
             self._single_precision = single_precision_columns(statement, connection or bind)
         return exact_statement(statement, bind.dialect, json_nulls=self.records_are_columns(),

@@ -33,8 +33,8 @@ class BaseExportShardManagerTest:
     the host's app factory: then the class brings its own `app` fixture, which calls
     `app_factory(app_config)` (default `SCRATCH_CONFIG`: an in-memory SQLite database), creates
     the app's tables (`db.create_all()`), and drops them after each test. Because it drops
-    them, it first checks that the app's database is the one `app_config` names and holds none
-    of the app's tables yet, and stops the test otherwise (a factory that sets its own database
+    them, it first checks that each of the app's databases (the default and every bind in
+    SQLALCHEMY_BINDS) is the one `app_config` names and holds none of the app's tables yet, and stops the test otherwise (a factory that sets its own database
     after applying its argument, or an `app_config` naming the development database, would
     otherwise lose that database's tables).
     """
@@ -103,15 +103,7 @@ def _app_from_factory(self: BaseExportShardManagerTest) -> Iterator[Flask]:
         raise RuntimeError(f"{owner}.app_factory made an app without Flask-SQLAlchemy: "
                            "init the app's SQLAlchemy() in the factory")
     with app.app_context():
-        actual = db.engine.url
-        if not _same_database(requested, actual, app.instance_path):
-            raise RuntimeError(
-                f"{owner}: app_factory {factory.__name__}() was asked for the database "
-                f"{mask_secrets(requested)!r} but the app's is {mask_secrets(actual.render_as_string())!r}; "
-                "the tests create and drop every table, so they touch no database they were not given. "
-                "Apply the factory's argument after its own settings and before db.init_app(app) "
-                "(app.config.update(config))")
-        _check_no_tables(owner, db)
+        _check_databases(owner, factory.__name__, config, db, app.instance_path)
         db.create_all()
         try:
             yield app
@@ -132,12 +124,36 @@ def _check_takes_config(owner: str, factory: Callable[..., Flask]) -> None:
         pass
 
 
-def _check_no_tables(owner: str, db: Any) -> None:
+def _check_databases(owner: str, factory: str, config: dict[str, Any], db: Any, instance_path: str) -> None:
+    """Refuse an app any of whose databases (the default and each bind) is not the one `config`
+    names for it: the tests create and drop every table of every bind."""
+    binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+    for key, engine in db.engines.items():
+        requested = config["SQLALCHEMY_DATABASE_URI"] if key is None else binds.get(key)
+        if isinstance(requested, dict):  # Flask-SQLAlchemy's {"url": ..., engine options}
+            requested = requested.get("url")
+        actual = mask_secrets(engine.url.render_as_string())
+        if key is not None and not requested:
+            raise RuntimeError(
+                f"{owner}: app_factory {factory}() gives the app the bind {key!r} on {actual!r}, which "
+                "app_config's SQLALCHEMY_BINDS does not name; the tests create and drop every table of every "
+                "bind, so name a scratch database for it there")
+        if not _same_database(str(requested), engine.url, instance_path):
+            what = "the database" if key is None else f"the bind {key!r} on"
+            raise RuntimeError(
+                f"{owner}: app_factory {factory}() was asked for {what} {mask_secrets(str(requested))!r} but the "
+                f"app's is {actual!r}; the tests create and drop every table, so they touch no database they were "
+                "not given. Apply the factory's argument after its own settings and before db.init_app(app) "
+                "(app.config.update(config))")
+        _check_no_tables(owner, engine, db.metadatas[key])
+
+
+def _check_no_tables(owner: str, engine: Any, metadata: Any) -> None:
     """Refuse a database that already holds any of the app's tables: drop_all would take them."""
-    existing = set(sa_inspect(db.engine).get_table_names()) & set(db.metadata.tables)
+    existing = set(sa_inspect(engine).get_table_names()) & set(metadata.tables)
     if existing:
         raise RuntimeError(
-            f"{owner}: the database {mask_secrets(db.engine.url.render_as_string())!r} already holds the app's "
+            f"{owner}: the database {mask_secrets(engine.url.render_as_string())!r} already holds the app's "
             f"tables {', '.join(sorted(existing))}; the tests create and drop them, so point app_config at an "
             "empty scratch database (drop them if an interrupted test run left them)")
 

@@ -1,5 +1,6 @@
 """BaseExportShardManagerTest with `app_factory`: a host suite's tests run on the scratch
-database of `app_config`, and never create or drop tables in a database they were not given.
+databases of `app_config`, and never create or drop tables in a database they were not given;
+a model on a Flask-SQLAlchemy bind of its own is exported from that bind.
 
 Each test writes a small host app (a package `shop` with its factory, one model and one export)
 and a test suite for it into a folder of its own, and runs that suite with pytest in a process
@@ -110,14 +111,23 @@ def create_app(config=None):
 '''
 
 
-def host_suite(folder: Path, factory: str) -> Path:
+#: The app's stock on a Flask-SQLAlchemy bind of its own, as a monolith keeps a second database.
+BIND_MODELS = MODELS.replace("class Item(db.Model):\n", "class Item(db.Model):\n    __bind_key__ = 'stock'\n")
+
+#: Its binds from the config, as the tests give them.
+BIND_FACTORY = CONFIG_FACTORY.replace(
+    '    app.config.update(config or {})\n',
+    '    app.config["SQLALCHEMY_BINDS"] = {"stock": "sqlite:///{database}"}\n    app.config.update(config or {})\n')
+
+
+def host_suite(folder: Path, factory: str, models: str = MODELS) -> Path:
     """Write the host app with `factory` as its package, and its suite; the app's own database
     (a SQLite file) with one row of its own. Returns that database's path."""
     database = folder / "own.db"
     package = folder / "shop"
     (package / "schemas").mkdir(parents=True)
     (package / "__init__.py").write_text(factory.replace("{database}", str(database)))
-    (package / "models.py").write_text(MODELS)
+    (package / "models.py").write_text(models)
     (package / "exports.py").write_text(EXPORTS)
     (package / "schemas" / "items.json").write_text(SCHEMA)
     (folder / "test_items.py").write_text(SUITE)
@@ -185,6 +195,37 @@ def test_a_scratch_database_that_already_holds_the_apps_tables_is_refused_and_th
     assert result.returncode == 1, result.stdout
     assert (f"TestItemsExport: the database 'sqlite:///{database}' already holds the app's tables item; "
             "the tests create and drop them, so point app_config at an empty scratch database") in result.stdout
+    assert own_rows(database) == [(7, "the app's own row")]
+
+
+def with_app_config(folder: Path, app_config: str) -> None:
+    suite = folder / "test_items.py"
+    suite.write_text(suite.read_text().replace(
+        "    app_factory = create_app\n", f"    app_factory = create_app\n    app_config = {app_config}\n"))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
+def test_a_model_on_a_bind_of_its_own_is_read_from_that_bind(tmp_path, database_urls, engine):
+    # The default database is an empty in-memory one: only the bind holds the items table.
+    database = host_suite(tmp_path, BIND_FACTORY, BIND_MODELS)
+    scratch = {"sqlite": f"sqlite:///{tmp_path / 'stock.db'}"}.get(engine) or database_urls[engine]
+    with_app_config(tmp_path, f"{{'SQLALCHEMY_DATABASE_URI': 'sqlite://', 'SQLALCHEMY_BINDS': {{'stock': {scratch!r}}}}}")
+
+    result = run_suite(tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert own_rows(database) == [(7, "the app's own row")]
+
+
+def test_a_bind_the_app_config_does_not_name_is_refused_and_its_tables_kept(tmp_path):
+    database = host_suite(tmp_path, BIND_FACTORY, BIND_MODELS)
+
+    result = run_suite(tmp_path)
+
+    assert result.returncode == 1, result.stdout
+    assert (f"TestItemsExport: app_factory create_app() gives the app the bind 'stock' on 'sqlite:///{database}', "
+            "which app_config's SQLALCHEMY_BINDS does not name") in result.stdout
     assert own_rows(database) == [(7, "the app's own row")]
 
 
