@@ -34,9 +34,10 @@ class BaseExportShardManagerTest:
     `app_factory(app_config)` (default `SCRATCH_CONFIG`: an in-memory SQLite database), creates
     the app's tables (`db.create_all()`), and drops them after each test. Because it drops
     them, it first checks that each of the app's databases (the default and every bind in
-    SQLALCHEMY_BINDS) is the one `app_config` names and holds none of the app's tables yet, and stops the test otherwise (a factory that sets its own database
-    after applying its argument, or an `app_config` naming the development database, would
-    otherwise lose that database's tables).
+    SQLALCHEMY_BINDS) is the one `app_config` names and holds none of the app's tables yet,
+    and stops the test otherwise (a factory that sets its own database after applying its
+    argument, or an `app_config` naming the development database, would otherwise lose that
+    database's tables).
     """
 
     manager_class: ClassVar[type[ExportShardManager]]
