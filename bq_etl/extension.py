@@ -146,17 +146,20 @@ class ExporterState:
 
     def _service_problems(self) -> list[str]:
         problems = []
-        database_url = mask_secrets(self.config.database_url)
         try:
             self.redis.ping()
         except Exception as error:
             problems.append(self.redis_problem(error))
-        try:
-            with self.app.extensions["sqlalchemy"].engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-        except Exception as error:
-            cause = getattr(error, "orig", None) or error  # the driver's own message, not SQLAlchemy's
-            problems.append(f"the database {database_url!r} does not answer: {describe(cause)}")
+        # Every bind, not only the default: an export of a model on a bind reads from that bind.
+        for key, engine in self.app.extensions["sqlalchemy"].engines.items():
+            try:
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("SELECT 1")
+            except Exception as error:
+                cause = getattr(error, "orig", None) or error  # the driver's own message, not SQLAlchemy's
+                where = f"the database {self.config.database_url!r}" if key is None else \
+                    f"the database of bind {key!r} {engine.url.render_as_string(hide_password=False)!r}"
+                problems.append(mask_secrets(f"{where} does not answer: {describe(cause)}"))
         try:
             if not self.bucket.exists():
                 problems.append(str(self.bucket.missing()))

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from rq import Queue
 from rq_scheduler import Scheduler
 
@@ -118,6 +119,26 @@ def test_status_and_history_name_a_stopped_redis_and_ask_about_flask_export_dev(
     [line] = result.output.splitlines()
     assert line.startswith("Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer: ConnectionError: ")
     assert line.endswith("; is `flask export dev` still running?")
+
+
+def test_a_bind_whose_database_does_not_answer_is_a_clear_error_before_any_work(app_env, redis):
+    from api import create_app
+    from api.db import db
+
+    # Nothing listens on port 1.
+    binds = {"archive": "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/archive"}
+    try:
+        with create_app({"TESTING": True, "SQLALCHEMY_BINDS": binds}).app_context():
+            state().bucket.ensure_exists()
+            result = current_app.test_cli_runner().invoke(args=["export", "run", "members", "--enqueue"])
+    finally:
+        db.metadatas.pop("archive", None)  # the shared db keeps a bind's metadata: no other app has it
+
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: the database of bind 'archive' 'postgresql+psycopg://postgres:***@127.0.0.1:1/archive' "
+                           "does not answer: ")
+    assert Queue(app_env["ETL_QUEUE"], connection=redis).count == 0
 
 
 def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, monkeypatch):
