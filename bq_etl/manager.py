@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
-from .errors import SchemaError
+from .errors import ConfigError, SchemaError
 from .json_values import fast_json
 from .raw_values import exact_statement, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
@@ -147,11 +147,22 @@ class ExportShardManager:
     def source_engine(self) -> Engine:
         """The engine the table's rows are read from: the one the session routes the shard key's
         table to, so a model on a bind of its own (`__bind_key__`) is read there, not from the
-        app's default database."""
-        return self.session.get_bind(clause=self._key_table())
+        app's default database. A ConfigError for PostgreSQL through any driver but psycopg 3."""
+        engine = self.session.get_bind(clause=self._key_table())
+        dialect = engine.dialect
+        if dialect.name == "postgresql" and dialect.driver != "psycopg":
+            # psycopg2 reads -0.0 as 0.0, cannot read arrays of JSON, and parses JSON itself
+            # (rounding numbers the encoder must refuse): the exactness the exporter promises is
+            # psycopg 3's.
+            raise ConfigError(
+                f"table {self.table_name!r}: its database is read through {dialect.driver}, but bq-etl reads "
+                "PostgreSQL exactly only through psycopg 3: write the URL as postgresql+psycopg://... and "
+                "install the postgres extra (pip install 'bq-etl[postgres]')")
+        return engine
 
     def source_connection(self) -> Connection:
         """The session's connection to `source_engine`, in the session's transaction."""
+        self.source_engine  # its driver checked
         return self.session.connection(bind_arguments={"clause": self._key_table()})
 
     def _key_table(self) -> Table | None:

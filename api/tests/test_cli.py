@@ -141,6 +141,27 @@ def test_a_bind_whose_database_does_not_answer_is_a_clear_error_before_any_work(
     assert Queue(app_env["ETL_QUEUE"], connection=redis).count == 0
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_app_on_psycopg2_is_refused_before_anything_is_exported(app_env, database_url, redis):
+    from api import create_app
+    from api.db import db
+
+    psycopg2_url = database_url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
+    with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": psycopg2_url}).app_context():
+        state().bucket.ensure_exists()
+        try:
+            result = current_app.test_cli_runner().invoke(args=["export", "run", "members"])
+        finally:
+            db.engine.dispose()  # no psycopg2 session left on the scratch database it drops
+
+        assert result.exit_code == 1
+        assert result.output.splitlines()[-1] == (
+            "Error: table 'members': its database is read through psycopg2, but bq-etl reads PostgreSQL exactly "
+            "only through psycopg 3: write the URL as postgresql+psycopg://... and install the postgres extra "
+            "(pip install 'bq-etl[postgres]')")
+        assert state().warehouse.live_rows("members") is None
+
+
 def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # nothing listens on port 1
     state().__dict__.pop("bucket", None)
