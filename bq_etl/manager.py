@@ -29,6 +29,16 @@ if TYPE_CHECKING:
 
     from .storage import Bucket
 
+#: The one driver per database whose values the exporter reads exactly (the edge-value tests
+#: run on them): (driver, its name, the URL scheme that picks it, the extra that installs it).
+#: psycopg2 reads -0.0 as 0.0 and cannot read arrays of JSON; mysqlclient reads a zero date as
+#: NULL. SQLite has one driver.
+EXACT_DRIVERS = {
+    "postgresql": ("psycopg", "psycopg 3", "postgresql+psycopg", "postgres"),
+    "mysql": ("pymysql", "PyMySQL", "mysql+pymysql", "mysql"),
+    "mariadb": ("pymysql", "PyMySQL", "mariadb+pymysql", "mysql"),
+}
+
 #: Rows fetched from the database per round trip while a shard streams, and the batch an
 #: overridden `records` gets (one side query per batch).
 FETCH_ROWS = 2000
@@ -150,14 +160,12 @@ class ExportShardManager:
         app's default database. A ConfigError for PostgreSQL through any driver but psycopg 3."""
         engine = self.session.get_bind(clause=self._key_table())
         dialect = engine.dialect
-        if dialect.name == "postgresql" and dialect.driver != "psycopg":
-            # psycopg2 reads -0.0 as 0.0, cannot read arrays of JSON, and parses JSON itself
-            # (rounding numbers the encoder must refuse): the exactness the exporter promises is
-            # psycopg 3's.
+        exact = EXACT_DRIVERS.get(dialect.name)
+        if exact is not None and dialect.driver != exact[0]:
             raise ConfigError(
                 f"table {self.table_name!r}: its database is read through {dialect.driver}, but bq-etl reads "
-                "PostgreSQL exactly only through psycopg 3: write the URL as postgresql+psycopg://... and "
-                "install the postgres extra (pip install 'bq-etl[postgres]')")
+                f"{dialect.name} exactly only through {exact[1]}: write the URL as {exact[2]}://... and install "
+                f"the {exact[3]} extra (pip install 'bq-etl[{exact[3]}]')")
         return engine
 
     def source_connection(self) -> Connection:

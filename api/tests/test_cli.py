@@ -141,24 +141,30 @@ def test_a_bind_whose_database_does_not_answer_is_a_clear_error_before_any_work(
     assert Queue(app_env["ETL_QUEUE"], connection=redis).count == 0
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_an_app_on_psycopg2_is_refused_before_anything_is_exported(app_env, database_url, redis):
+@pytest.mark.parametrize("database_url, scheme, message", [
+    ("postgresql", "postgresql+psycopg2", "its database is read through psycopg2, but bq-etl reads postgresql exactly "
+     "only through psycopg 3: write the URL as postgresql+psycopg://... and install the postgres extra "
+     "(pip install 'bq-etl[postgres]')"),
+    ("mariadb", "mysql+mysqldb", "its database is read through mysqldb, but bq-etl reads mysql exactly only "
+     "through PyMySQL: write the URL as mysql+pymysql://... and install the mysql extra (pip install 'bq-etl[mysql]')"),
+], indirect=["database_url"])
+def test_an_app_on_another_driver_than_the_exact_one_is_refused_before_anything_is_exported(
+        app_env, database_url, redis, scheme, message):
     from api import create_app
     from api.db import db
 
-    psycopg2_url = database_url.replace("postgresql+psycopg://", "postgresql+psycopg2://")
-    with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": psycopg2_url}).app_context():
+    if scheme == "mysql+mysqldb":
+        pytest.importorskip("MySQLdb", reason="mysqlclient builds against libmariadb-dev, which CI need not have")
+    other_driver = scheme + "://" + database_url.partition("://")[2]
+    with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": other_driver}).app_context():
         state().bucket.ensure_exists()
         try:
             result = current_app.test_cli_runner().invoke(args=["export", "run", "members"])
         finally:
-            db.engine.dispose()  # no psycopg2 session left on the scratch database it drops
+            db.engine.dispose()  # no session of that driver left on the scratch database it drops
 
         assert result.exit_code == 1
-        assert result.output.splitlines()[-1] == (
-            "Error: table 'members': its database is read through psycopg2, but bq-etl reads PostgreSQL exactly "
-            "only through psycopg 3: write the URL as postgresql+psycopg://... and install the postgres extra "
-            "(pip install 'bq-etl[postgres]')")
+        assert result.output.splitlines()[-1] == f"Error: table 'members': {message}"
         assert state().warehouse.live_rows("members") is None
 
 
