@@ -39,7 +39,9 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except ExportError as error:
             raise click.ClickException(mask_secrets(str(error))) from error
-        except (OperationalError, RedisDown) as error:
+        except RedisDown as error:
+            raise click.ClickException(state().redis_problem(error)) from error
+        except OperationalError as error:
             raise click.ClickException(describe(getattr(error, "orig", None) or error)) from error
 
     return wrapper
@@ -242,7 +244,7 @@ def setup_command() -> None:
     from .provision import provision
 
     exporter = state()
-    exporter.config
+    exporter.check_cloud()
     for line in provision(exporter):
         click.echo(line)
 

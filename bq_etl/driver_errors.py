@@ -34,7 +34,7 @@ def located_error(manager: ExportShardManager, statement: Select, error: BaseExc
         return None  # the database or the connection failed, not a value: nothing to look for
     try:
         # In the settings the shard was read in, so the same values fail (see `session_settings`).
-        with manager.session.get_bind().connect() as connection, reading_settings(connection):
+        with manager.source_engine.connect() as connection, reading_settings(connection):
             return _locate(manager, connection, statement, error, after)
     except Exception:
         return None  # the database cannot be read at all: the original error says more

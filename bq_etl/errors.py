@@ -42,6 +42,22 @@ class SchemaError(ExportError):
     retryable = False
 
 
+class ShardKeyError(ExportError):
+    """The shard key is NULL in some of the query's rows, which no key range holds; raised when
+    a run is planned, before anything is exported."""
+
+    retryable = False
+
+    def __init__(self, table: str, column: str, null_rows: int, total: int):
+        self.table = table
+        self.column = column
+        self.null_rows = null_rows
+        super().__init__(
+            f"table {table!r}: the shard key {column!r} is NULL in {null_rows} of the query's {total} rows, "
+            "which no shard's key range holds; make the shard key a column that is never NULL (the "
+            f"primary key, say), or leave those rows out in query() (WHERE {column} IS NOT NULL)")
+
+
 class RecordError(ExportError):
     """A record does not conform to its table's schema; raised before anything is written.
 

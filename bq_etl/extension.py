@@ -109,32 +109,64 @@ class ExporterState:
         if problems:
             raise ConfigError(mask_secrets("; ".join(problems)))
 
+    def check_cloud(self) -> None:
+        """Raise one ConfigError if Cloud Storage or BigQuery does not answer, before a command
+        that needs only them (`setup`, `schema diff`, `schema plan`) waits out the clients' retries."""
+        self.config
+        problems = []
+        try:
+            self.bucket.answers()
+        except Exception as error:
+            problems.append(self._storage_problem(error))
+        try:
+            self.warehouse.answers()
+        except Exception as error:
+            where = f" at ETL_BIGQUERY_API_ENDPOINT {self.config.bigquery_endpoint!r}" \
+                if self.config.bigquery_endpoint else ""
+            problems.append(f"BigQuery does not answer for dataset {self.config.dataset!r}{where}: "
+                            f"{describe(error)}{self._dev_hint}")
+        if problems:
+            raise ConfigError(mask_secrets("; ".join(problems)))
+
+    def redis_problem(self, error: BaseException) -> str:
+        """The line saying Redis does not answer: its URL (no password), why, and, against the
+        emulators, whether `flask export dev` (whose Redis it is) still runs."""
+        return f"REDIS_URL {mask_secrets(self.config.redis_url)!r} does not answer: {describe(error)}{self._dev_hint}"
+
+    @property
+    def _dev_hint(self) -> str:
+        # The emulators and the Redis of `flask export dev` stop with it.
+        emulated = os.environ.get("STORAGE_EMULATOR_HOST") or self.config.bigquery_endpoint
+        return "; is `flask export dev` still running?" if emulated else ""
+
+    def _storage_problem(self, error: Exception) -> str:
+        where = f" at STORAGE_EMULATOR_HOST {os.environ['STORAGE_EMULATOR_HOST']!r}" \
+            if os.environ.get("STORAGE_EMULATOR_HOST") else ""
+        return f"Cloud Storage does not answer for bucket {self.config.bucket!r}{where}: {describe(error)}{self._dev_hint}"
+
     def _service_problems(self) -> list[str]:
         problems = []
-        redis_url, database_url = mask_secrets(self.config.redis_url), mask_secrets(self.config.database_url)
-        emulated = os.environ.get("STORAGE_EMULATOR_HOST") or self.config.bigquery_endpoint
-        # The emulators and the Redis of `flask export dev` stop with it.
-        dev_hint = "; is `flask export dev` still running?" if emulated else ""
         try:
             self.redis.ping()
         except Exception as error:
-            problems.append(f"REDIS_URL {redis_url!r} does not answer: {describe(error)}{dev_hint}")
-        try:
-            with self.app.extensions["sqlalchemy"].engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-        except Exception as error:
-            cause = getattr(error, "orig", None) or error  # the driver's own message, not SQLAlchemy's
-            problems.append(f"the database {database_url!r} does not answer: {describe(cause)}")
+            problems.append(self.redis_problem(error))
+        # Every bind, not only the default: an export of a model on a bind reads from that bind.
+        for key, engine in self.app.extensions["sqlalchemy"].engines.items():
+            try:
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("SELECT 1")
+            except Exception as error:
+                cause = getattr(error, "orig", None) or error  # the driver's own message, not SQLAlchemy's
+                where = f"the database {self.config.database_url!r}" if key is None else \
+                    f"the database of bind {key!r} {engine.url.render_as_string(hide_password=False)!r}"
+                problems.append(mask_secrets(f"{where} does not answer: {describe(cause)}"))
         try:
             if not self.bucket.exists():
                 problems.append(str(self.bucket.missing()))
         except ExportError:
             raise
         except Exception as error:
-            where = f" at STORAGE_EMULATOR_HOST {os.environ['STORAGE_EMULATOR_HOST']!r}" \
-                if os.environ.get("STORAGE_EMULATOR_HOST") else ""
-            problems.append(f"Cloud Storage does not answer for bucket {self.config.bucket!r}{where}: "
-                            f"{describe(error)}{dev_hint}")
+            problems.append(self._storage_problem(error))
         return problems
 
     def _schema_problems(self) -> list[SchemaError]:

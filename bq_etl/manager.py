@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, NoReturn, Sequence
 
 from flask import current_app
-from sqlalchemy import Connection, Row, Select
+from sqlalchemy import Connection, Engine, Row, Select, Table
 from sqlalchemy.orm import Session
 
 from .cadence import Cadence
 from .driver_errors import located_error
-from .errors import SchemaError
+from .errors import ConfigError, SchemaError
 from .json_values import fast_json
 from .raw_values import exact_statement, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
@@ -28,6 +28,16 @@ if TYPE_CHECKING:
     from google.cloud.bigquery import SchemaField
 
     from .storage import Bucket
+
+#: The one driver per database whose values the exporter reads exactly (the edge-value tests
+#: run on them): (driver, its name, the URL scheme that picks it, the extra that installs it).
+#: psycopg2 reads -0.0 as 0.0 and cannot read arrays of JSON; mysqlclient reads a zero date as
+#: NULL. SQLite has one driver.
+EXACT_DRIVERS = {
+    "postgresql": ("psycopg", "psycopg 3", "postgresql+psycopg", "postgres"),
+    "mysql": ("pymysql", "PyMySQL", "mysql+pymysql", "mysql"),
+    "mariadb": ("pymysql", "PyMySQL", "mariadb+pymysql", "mysql"),
+}
 
 #: Rows fetched from the database per round trip while a shard streams, and the batch an
 #: overridden `records` gets (one side query per batch).
@@ -91,7 +101,7 @@ class ExportShardManager:
         """Run a side query for `records`, on a connection of its own: the shard's main query is
         still streaming on the session's connection (MariaDB cannot interleave the two). It runs
         in the settings the shard is read in (`session_settings`)."""
-        with self.session.get_bind().connect() as connection, reading_settings(connection):
+        with self.source_engine.connect() as connection, reading_settings(connection):
             return list(connection.execute(statement))
 
     # -- machinery ---------------------------------------------------------------------------
@@ -107,7 +117,11 @@ class ExportShardManager:
     @cached_property
     def schema(self) -> list[SchemaField]:
         """The table's schema, read from its file."""
-        return load_schema(self.schema_path())
+        path = self.schema_path()
+        if not path.exists():
+            raise SchemaError(f"table {self.table_name!r}: schema file {path}: not found; write it from the "
+                              f"query with `flask export schema generate {self.table_name}`")
+        return load_schema(path)
 
     @cached_property
     def table_options(self) -> TableOptions:
@@ -139,6 +153,32 @@ class ExportShardManager:
         """The app's Flask-SQLAlchemy session."""
         return current_app.extensions["sqlalchemy"].session
 
+    @property
+    def source_engine(self) -> Engine:
+        """The engine the table's rows are read from: the one the session routes the shard key's
+        table to, so a model on a bind of its own (`__bind_key__`) is read there, not from the
+        app's default database. A ConfigError for PostgreSQL through any driver but psycopg 3."""
+        engine = self.session.get_bind(clause=self._key_table())
+        dialect = engine.dialect
+        exact = EXACT_DRIVERS.get(dialect.name)
+        if exact is not None and dialect.driver != exact[0]:
+            raise ConfigError(
+                f"table {self.table_name!r}: its database is read through {dialect.driver}, but bq-etl reads "
+                f"{dialect.name} exactly only through {exact[1]}: write the URL as {exact[2]}://... and install "
+                f"the {exact[3]} extra (pip install 'bq-etl[{exact[3]}]')")
+        return engine
+
+    def source_connection(self) -> Connection:
+        """The session's connection to `source_engine`, in the session's transaction."""
+        self.source_engine  # its driver checked
+        return self.session.connection(bind_arguments={"clause": self._key_table()})
+
+    def _key_table(self) -> Table | None:
+        table = getattr(getattr(self.key, "expression", self.key), "table", None)
+        while table is not None and not isinstance(table, Table):  # an alias: the table it names
+            table = getattr(table, "element", None)
+        return table
+
     def plan(self) -> tuple[list[Shard], int]:
         """Cut the table into shards; return them and the row count at planning time."""
         try:
@@ -148,8 +188,8 @@ class ExportShardManager:
             unnamed = unnamed_columns(query)
             if unnamed:
                 raise SchemaError(unnamed_columns_message(self.table_name, unnamed))
-            with reading_settings(self.session.connection()):
-                return plan_shards(self.session, query, self.key, self.shard_size)
+            with reading_settings(self.source_connection()):
+                return plan_shards(self.session, query, self.key, self.shard_size, self.table_name)
         finally:
             self.session.rollback()
 
@@ -157,7 +197,7 @@ class ExportShardManager:
         """The shard's rows as validated NDJSON lines, streamed from the database; an item may
         hold many lines (each ending in a newline)."""
         try:
-            connection = self.session.connection()
+            connection = self.source_connection()
             with reading_settings(connection):
                 yield from self._lines(connection, shard)
         finally:
@@ -222,7 +262,7 @@ class ExportShardManager:
         """`statement` (the shard query, or one narrowed from it) reading every column exactly
         (see `raw_values`). Which columns MariaDB types single-precision FLOAT is learnt once,
         on `connection` (else on a connection of its own)."""
-        bind = self.session.get_bind()
+        bind = self.source_engine
         if self._single_precision is None:
             self._single_precision = single_precision_columns(statement, connection or bind)
         return exact_statement(statement, bind.dialect, json_nulls=self.records_are_columns(),

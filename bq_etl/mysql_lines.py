@@ -120,7 +120,7 @@ def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | 
     """
     if not _plain_manager(manager):
         return None
-    connection = manager.session.connection()
+    connection = manager.source_connection()
     dialect = connection.dialect
     if dialect.name != "mysql" or dialect.driver != "pymysql" or not dialect.is_mariadb or dialect.paramstyle != "pyformat":
         return None
@@ -565,7 +565,7 @@ def _stream(manager: ExportShardManager, driver: Any, sql: _LineSQL) -> Iterator
     cursor = driver.cursor()
     try:
         with ExitStack() as stack:
-            engine = manager.session.get_bind()
+            engine = manager.source_engine
             building = [stack.enter_context(engine.connect()) for _ in range(BUILDING_CONNECTIONS)]
             for connection in building:  # in the session's settings (`ExportShardManager.lines`)
                 stack.enter_context(reading_settings(connection))

@@ -103,7 +103,7 @@ def postgres_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes]
     """
     if not _plain_manager(manager):
         return None
-    connection = manager.session.connection()
+    connection = manager.source_connection()
     dialect = connection.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg":
         return None

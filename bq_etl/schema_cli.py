@@ -81,6 +81,7 @@ def check_command(table: str | None) -> None:
 
 def _plans(table: str | None) -> list:
     exporter = state()
+    exporter.check_cloud()
     plans = []
     for manager in _managers(table):
         plans.append(exporter.warehouse.schema_plan(manager.table_name, manager.schema, manager.table_options,

@@ -250,7 +250,7 @@ def _nullable(expression: Any, outer: set[Any]) -> bool:
         return False
     if isinstance(expression, functions.FunctionElement):
         return any(_nullable(argument, outer) for argument in expression.clauses)
-    if isinstance(expression, elements.Cast):
+    if isinstance(expression, (elements.Cast, elements.TypeCoerce)):
         return _nullable(expression.clause, outer)
     if isinstance(expression, selectable.ScalarSelect):
         inner = list(expression.element.selected_columns)

@@ -8,17 +8,23 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
+from .errors import ShardKeyError
 from .run import Shard
 
 
-def plan_shards(session: Session, query: Select, key: Any, size: int) -> tuple[list[Shard], int]:
+def plan_shards(session: Session, query: Select, key: Any, size: int, table: str) -> tuple[list[Shard], int]:
     """Cut `query` into ranges of `size` rows by `key`; return the shards and the row count.
 
     One pass over the key's index numbers the keys; every `size`-th key closes a shard. The last
-    shard is open-ended, so rows added after planning still land in this run.
+    shard is open-ended, so rows added after planning still land in this run. A NULL key is a
+    ShardKeyError: no range holds its row, and a NULL boundary would read as no bound at all
+    (a shard of every row past its lower bound), so rows would be lost and others doubled.
     """
     keys = query.with_only_columns(key).subquery()
     key_column = keys.c[0]
+    total, keyed = session.execute(select(func.count(), func.count(key_column)).select_from(keys)).one()
+    if keyed < total:
+        raise ShardKeyError(table, getattr(key, "key", None) or key_column.name, total - keyed, total)
     numbered = select(
         key_column.label("k"), func.row_number().over(order_by=key_column).label("n")
     ).subquery()
@@ -27,7 +33,6 @@ def plan_shards(session: Session, query: Select, key: Any, size: int) -> tuple[l
             select(numbered.c.k).where(numbered.c.n % size == 0).order_by(numbered.c.k)
         ).scalars()
     )
-    total = session.execute(select(func.count()).select_from(keys)).scalar_one()
     if boundaries and total % size == 0:
         # The last boundary is the table's last key: without this the final shard is empty.
         boundaries.pop()

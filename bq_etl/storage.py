@@ -97,6 +97,11 @@ class Bucket:
         except Forbidden:
             return True
 
+    def answers(self) -> None:
+        """Ask Cloud Storage about the bucket, raising what the client raises if it does not answer;
+        a refused connection (a stopped emulator) fails at once instead of after minutes of retries."""
+        self.client.lookup_bucket(self.name, timeout=10, retry=CHECK_RETRY)
+
     def missing(self) -> StorageError:
         """The error for a bucket that does not exist: retrying cannot help until it is created."""
         error = StorageError(f"bucket {self.name!r} (ETL_SYNC_BUCKET) does not exist: "

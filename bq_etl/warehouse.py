@@ -7,12 +7,14 @@ from typing import Callable, Sequence
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, PreconditionFailed
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
+from google.cloud.bigquery.retry import DEFAULT_RETRY, _should_retry
 
 from .errors import LoadError, RowCountMismatch
 from .logs import event
 from .run import label_run, run_label
 from .schema import type_name
 from .schema_drift import SchemaPlan, plan_schema_change
+from .storage import connection_refused
 from .table_options import TableOptions
 
 #: The label on a live table naming the newest run loaded into it (see `mark_loaded`).
@@ -25,6 +27,12 @@ ROWS_LABEL = "bq_etl_rows"
 def staging_table(table: str, suffix: str) -> str:
     """The name of the staging table a load of `table` counts its files in."""
     return f"{table}__staging_{suffix}"
+
+
+#: The retry of `answers`: the client's, but not on a refused connection, so a stopped emulator
+#: is reported in a moment instead of after the client's ten minutes.
+CHECK_RETRY = DEFAULT_RETRY.with_deadline(30).with_predicate(
+    lambda error: _should_retry(error) and not connection_refused(error))
 
 
 class Warehouse:
@@ -42,6 +50,14 @@ class Warehouse:
     def table_id(self, table: str) -> str:
         """The fully qualified `project.dataset.table` id."""
         return f"{self.client.project}.{self.dataset}.{table}"
+
+    def answers(self) -> None:
+        """Ask BigQuery about the dataset, raising what the client raises if it does not answer;
+        a refused connection (a stopped emulator) fails at once instead of after minutes of retries."""
+        try:
+            self.client.get_dataset(f"{self.client.project}.{self.dataset}", timeout=10, retry=CHECK_RETRY)
+        except NotFound:
+            pass
 
     def ensure_dataset(self) -> bool:
         """Create the dataset if it does not exist; True if it was created."""

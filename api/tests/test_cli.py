@@ -1,9 +1,11 @@
 """`flask export ...` as an operator uses it."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from rq import Queue
 from rq_scheduler import Scheduler
 
@@ -104,6 +106,68 @@ def test_an_unreachable_redis_is_a_clear_error(app):
     assert "Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer" in result.output
 
 
+@pytest.mark.parametrize("command", [["status"], ["history", "members"]])
+def test_status_and_history_name_a_stopped_redis_and_ask_about_flask_export_dev(app, monkeypatch, command):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # the emulators' Redis stopped with them
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    for cached in ("config", "redis"):
+        state().__dict__.pop(cached, None)
+
+    result = app.test_cli_runner().invoke(args=["export", *command])
+
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: REDIS_URL 'redis://127.0.0.1:1/0' does not answer: ConnectionError: ")
+    assert line.endswith("; is `flask export dev` still running?")
+
+
+def test_a_bind_whose_database_does_not_answer_is_a_clear_error_before_any_work(app_env, redis):
+    from api import create_app
+    from api.db import db
+
+    # Nothing listens on port 1.
+    binds = {"archive": "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/archive"}
+    try:
+        with create_app({"TESTING": True, "SQLALCHEMY_BINDS": binds}).app_context():
+            state().bucket.ensure_exists()
+            result = current_app.test_cli_runner().invoke(args=["export", "run", "members", "--enqueue"])
+    finally:
+        db.metadatas.pop("archive", None)  # the shared db keeps a bind's metadata: no other app has it
+
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: the database of bind 'archive' 'postgresql+psycopg://postgres:***@127.0.0.1:1/archive' "
+                           "does not answer: ")
+    assert Queue(app_env["ETL_QUEUE"], connection=redis).count == 0
+
+
+@pytest.mark.parametrize("database_url, scheme, message", [
+    ("postgresql", "postgresql+psycopg2", "its database is read through psycopg2, but bq-etl reads postgresql exactly "
+     "only through psycopg 3: write the URL as postgresql+psycopg://... and install the postgres extra "
+     "(pip install 'bq-etl[postgres]')"),
+    ("mariadb", "mysql+mysqldb", "its database is read through mysqldb, but bq-etl reads mysql exactly only "
+     "through PyMySQL: write the URL as mysql+pymysql://... and install the mysql extra (pip install 'bq-etl[mysql]')"),
+], indirect=["database_url"])
+def test_an_app_on_another_driver_than_the_exact_one_is_refused_before_anything_is_exported(
+        app_env, database_url, redis, scheme, message):
+    from api import create_app
+    from api.db import db
+
+    if scheme == "mysql+mysqldb":
+        pytest.importorskip("MySQLdb", reason="mysqlclient builds against libmariadb-dev, which CI need not have")
+    other_driver = scheme + "://" + database_url.partition("://")[2]
+    with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": other_driver}).app_context():
+        state().bucket.ensure_exists()
+        try:
+            result = current_app.test_cli_runner().invoke(args=["export", "run", "members"])
+        finally:
+            db.engine.dispose()  # no session of that driver left on the scratch database it drops
+
+        assert result.exit_code == 1
+        assert result.output.splitlines()[-1] == f"Error: table 'members': {message}"
+        assert state().warehouse.live_rows("members") is None
+
+
 def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")  # nothing listens on port 1
     state().__dict__.pop("bucket", None)
@@ -115,6 +179,48 @@ def test_a_stopped_storage_emulator_is_reported_with_a_hint_to_start_it(app, mon
     assert line.startswith(f"Error: Cloud Storage does not answer for bucket {state().config.bucket!r} at "
                            "STORAGE_EMULATOR_HOST 'http://127.0.0.1:1': ConnectionError: ")
     assert "Connection refused" in line and line.endswith("; is `flask export dev` still running?")
+
+
+@pytest.mark.parametrize("command", [["setup"], ["schema", "diff"], ["schema", "plan", "members"]])
+def test_commands_that_need_only_the_cloud_fail_at_once_when_the_emulators_are_stopped(app, monkeypatch, command):
+    # Nothing listens on port 1: what a stopped `flask export dev` leaves behind.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    app.config["ETL_BIGQUERY_API_ENDPOINT"] = "http://127.0.0.1:1"
+    for cached in ("config", "bucket", "warehouse"):
+        state().__dict__.pop(cached, None)
+    started = time.monotonic()
+
+    result = app.test_cli_runner().invoke(args=["export", *command])
+
+    assert time.monotonic() - started < 20  # not the clients' minutes of retries
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    storage, bigquery = line.split("; is `flask export dev` still running?; ")
+    assert storage.startswith(f"Error: Cloud Storage does not answer for bucket {state().config.bucket!r} at "
+                              "STORAGE_EMULATOR_HOST 'http://127.0.0.1:1': ConnectionError: ")
+    assert bigquery.startswith(f"BigQuery does not answer for dataset {state().config.dataset!r} at "
+                               "ETL_BIGQUERY_API_ENDPOINT 'http://127.0.0.1:1': ConnectionError: ")
+    assert "Connection refused" in bigquery and line.endswith("; is `flask export dev` still running?")
+
+
+@pytest.mark.export_modules("api.tests.null_key_exports")
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql", "mariadb"], indirect=True)
+def test_a_run_whose_shard_key_is_null_in_some_rows_is_refused_and_loads_nothing(app, redis):
+    from api.db import db
+    from api.models import CareTrack
+
+    db.session.add_all([CareTrack(id=i, name=f"track {i}", description=None if i % 2 else f"d{i:02}")
+                        for i in range(1, 11)])
+    db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["export", "run", "track_descriptions"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: table 'track_descriptions': the shard key 'description' is NULL in 5 of the query's 10 rows, "
+        "which no shard's key range holds; make the shard key a column that is never NULL (the primary key, "
+        "say), or leave those rows out in query() (WHERE description IS NOT NULL)")
+    assert state().warehouse.live_rows("track_descriptions") is None
 
 
 def test_register_schedules_adds_one_cron_entry_per_cadence_and_one_for_the_sweep(app, redis):

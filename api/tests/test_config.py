@@ -122,3 +122,19 @@ def test_a_malformed_schema_file_stops_every_command_naming_the_file(app, redis)
         [line] = result.output.splitlines()
         assert line.startswith("Error: schema file ") and "api/tests/broken/schemas/broken.json: invalid JSON" in line
     assert state().queue.count == 0
+
+
+@pytest.mark.export_modules("api.tests.unwritten_schema")
+def test_a_missing_schema_file_says_which_command_writes_it(app, redis):
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["export", "list"])
+
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: table 'unwritten_tracks': schema file ")
+    assert line.endswith("api/tests/schemas/unwritten_tracks.json: not found; write it from the query with "
+                         "`flask export schema generate unwritten_tracks`")
+    generated = runner.invoke(args=["export", "schema", "generate", "unwritten_tracks", "--stdout"])
+    assert generated.exit_code == 0, generated.output
+    assert '"name": "id", "type": "INTEGER", "mode": "REQUIRED"' in generated.output

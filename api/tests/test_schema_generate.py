@@ -94,6 +94,26 @@ def test_types_modes_and_comments_follow_the_query(export):
     ]
 
 
+class VisitInstantsExport(VisitsExport):
+    """Visits' naive local_start read as the UTC instant it holds, the way the guide says."""
+
+    table_name = "visit_instants"
+
+    def query(self) -> Select:
+        return select(visits.c.id, sa.type_coerce(visits.c.local_start, sa.DateTime(timezone=True)).label("started"),
+                      sa.type_coerce(visits.c.notes, sa.String).label("notes"))
+
+
+def test_type_coerce_changes_the_type_and_keeps_the_columns_nullability(tmp_path):
+    VisitInstantsExport.folder = tmp_path
+
+    assert [(f["name"], f["type"], f["mode"]) for f in derive_fields(VisitInstantsExport())] == [
+        ("id", "INTEGER", "REQUIRED"),
+        ("started", "TIMESTAMP", "REQUIRED"),
+        ("notes", "STRING", "NULLABLE"),
+    ]
+
+
 def test_generate_keeps_hand_written_descriptions_and_policy_tags(export, tmp_path):
     tag = {"names": ["projects/clinic/locations/eu/taxonomies/1/policyTags/2"]}
     (tmp_path / "visits.json").write_text(json.dumps([

@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from api.db import db
+from bq_etl.errors import ShardKeyError
 from bq_etl.run import Shard
 from bq_etl.shard import plan_shards, shard_query
 from api.models import CareTrack
@@ -18,7 +19,7 @@ def tracks(ids):
 
 
 def plan(size):
-    return plan_shards(db.session, select(CareTrack.id, CareTrack.name), CareTrack.id, size)
+    return plan_shards(db.session, select(CareTrack.id, CareTrack.name), CareTrack.id, size, "care_tracks")
 
 
 def test_shards_hold_size_rows_and_the_last_is_open_ended(app):
@@ -53,3 +54,20 @@ def test_a_shard_is_a_key_range_never_an_offset(app):
 
     assert "OFFSET" not in sql and "LIMIT" not in sql
     assert "CARE_TRACKS.ID >" in sql and "CARE_TRACKS.ID <=" in sql
+
+
+def test_a_shard_key_that_is_null_in_some_rows_stops_the_plan_naming_table_column_and_count(app):
+    # NULLs sort first on SQLite and MariaDB and last on PostgreSQL: a NULL boundary would read
+    # as no bound, and no range holds a NULL key, so rows would be doubled and lost.
+    db.session.add_all([CareTrack(id=i, name=f"track {i}", description=None if i % 2 else f"d{i:02}")
+                        for i in range(1, 11)])
+    db.session.commit()
+
+    with pytest.raises(ShardKeyError) as raised:
+        plan_shards(db.session, select(CareTrack.description, CareTrack.name), CareTrack.description, 2, "care_tracks")
+
+    assert str(raised.value) == (
+        "table 'care_tracks': the shard key 'description' is NULL in 5 of the query's 10 rows, which no shard's "
+        "key range holds; make the shard key a column that is never NULL (the primary key, say), or leave "
+        "those rows out in query() (WHERE description IS NOT NULL)")
+    assert not raised.value.retryable
