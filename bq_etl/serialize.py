@@ -330,9 +330,13 @@ def _float(value: Any) -> float | str:
                       _wrong_type(value, "a FLOAT takes a float or an int"))
             raise _Invalid(value, "FLOAT", reason)
         try:
-            value = float(value)
+            number = float(value)
         except OverflowError:
             raise _Invalid(value, "FLOAT", "too large for a 64-bit float") from None
+        if number != value:  # beyond 2**53 not every integer is a float: 2**53 + 1 would become 2**53
+            raise _Invalid(value, "FLOAT", "a float64 cannot hold this integer exactly, it would be rounded to "
+                                           f"{number!r}; declare the column INTEGER (or NUMERIC)")
+        value = number
     if -math.inf < value < math.inf:
         return value
     # orjson would write null for these; BigQuery reads the strings.

@@ -217,8 +217,14 @@ EDGES: dict[str, list[Column]] = {
     ],
 }
 
+# An integer column declared FLOAT: beyond 2**53 a float64 would round it (2**53 + 1 to 2**53).
+_ROUNDED_INTEGER = Column("nf", sa.BigInteger, _f("nf", "FLOAT"), rejects=[
+    Reject("9007199254740993", "cannot hold this integer exactly"),
+    Reject("-9223372036854775807", "cannot hold this integer exactly")])
+
 REJECTS: dict[str, list[Column]] = {
     "sqlite": [
+        _ROUNDED_INTEGER,
         Column("n", sa.BigInteger, _f("n", "INTEGER"), rejects=[
             Reject("'twelve'", "got str 'twelve'"), Reject("1.5", "got float 1.5")]),
         Column("d", sa.Numeric, _f("d", "NUMERIC"), rejects=[
@@ -246,6 +252,7 @@ REJECTS: dict[str, list[Column]] = {
         Column("e", sa.Enum("new", "done"), _f("e", "STRING"), rejects=[Reject("'old'", "driver cannot read")]),
     ],
     "postgresql": [
+        _ROUNDED_INTEGER,
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), rejects=[
             Reject("'infinity'", "driver cannot read"), Reject("'-infinity'", "driver cannot read"),
             Reject("'0044-03-15 12:00+00 BC'", "driver cannot read"),
@@ -272,6 +279,7 @@ REJECTS: dict[str, list[Column]] = {
             Reject("'[1e400]'", _INEXACT), *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS)]),
     ],
     "mariadb": [
+        _ROUNDED_INTEGER,
         Column("t", mysql.TIME(fsp=6), _f("t", "TIME"), rejects=[
             Reject("'838:59:59'", "outside 00:00:00 to 23:59:59.999999"),
             Reject("'-00:00:01'", "outside 00:00:00 to 23:59:59.999999"),
