@@ -60,7 +60,8 @@ _ONE_DAY = timedelta(days=1)
 # Any decimal of up to 15 significant digits survives a round trip through a double (DBL_DIG):
 # the double's shortest repr is that decimal. Beyond 15, the repr may differ from what was written.
 _FLOAT_DIGITS = 15
-_SUB_MICROSECOND = re.compile(r"\.[0-9]{7}")
+# ISO 8601, and Python's fromisoformat, take a comma for the decimal point too.
+_SUB_MICROSECOND = re.compile(r"[.,][0-9]{7}")
 # Wide enough for any SQLite integer (19 digits) with any NUMERIC scale.
 _WIDE = Context(prec=200)
 #: The MySQL protocol's type code of a single-precision FLOAT column (MYSQL_TYPE_FLOAT).

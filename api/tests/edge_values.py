@@ -234,9 +234,11 @@ REJECTS: dict[str, list[Column]] = {
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), rejects=[Reject("2", "only True/False, or the integers 0 and 1")]),
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), rejects=[
             Reject("'yesterday'", "driver cannot read"), Reject("'2024-02-30 10:00:00'", "driver cannot read"),
-            Reject("'2024-01-01 10:00:00.1234567'", "more than 6 fractional digits")]),
+            Reject("'2024-01-01 10:00:00.1234567'", "more than 6 fractional digits"),
+            Reject("'2024-01-01 10:00:00,1234567'", "more than 6 fractional digits")]),
         Column("day", sa.Date, _f("day", "DATE"), rejects=[Reject("'0000-00-00'", "driver cannot read")]),
-        Column("t", sa.Time, _f("t", "TIME"), rejects=[Reject("'24:00:00'", "driver cannot read")]),
+        Column("t", sa.Time, _f("t", "TIME"), rejects=[
+            Reject("'24:00:00'", "driver cannot read"), Reject("'10:00:00,1234567'", "more than 6 fractional digits")]),
         Column("j", sa.JSON, _f("j", "JSON"), rejects=[
             Reject("""'{"a": '""", "driver cannot read"), Reject("'[1e400]'", _INEXACT),
             Reject("'[18446744073709551616]'", "integer outside int64/uint64"),
