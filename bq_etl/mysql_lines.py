@@ -351,7 +351,15 @@ def _bytes(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field |
 
 def _datetime_suspect(ref: str) -> tuple[str, ...]:
     low, high = _DATETIME_RANGE
-    return (f"({ref} < '{low}' OR {ref} >= '{high}' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",)
+    return (f"({ref} < '{low}' OR {ref} >= '{high}' OR {_no_calendar_day(ref)})",)
+
+
+def _no_calendar_day(ref: str) -> str:
+    """SQL true for a date MariaDB keeps that is no day of the calendar, which PyMySQL returns
+    as text: a zero month or day, or (ALLOW_INVALID_DATES) a day past the month's end, such as
+    2024-02-30. LAST_DAY is only reached for days 29 to 31, a tenth of rows."""
+    return (f"MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0 "
+            f"OR DAYOFMONTH({ref}) > 28 AND DAYOFMONTH({ref}) > DAYOFMONTH(LAST_DAY({ref}))")
 
 
 def _timestamp(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
@@ -379,7 +387,7 @@ def _date(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | 
     ref = column.ref
     return _Field(
         f"""CONCAT('"', DATE_FORMAT({ref}, {_DATE_FORMAT}), '"')""",
-        (f"({ref} < '0001-01-01' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",),
+        (f"({ref} < '0001-01-01' OR {_no_calendar_day(ref)})",),
     )
 
 

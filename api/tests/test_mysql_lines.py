@@ -256,6 +256,12 @@ VIOLATIONS = [
     ("zero-datetime", sa.DateTime, SchemaField("v", "DATETIME"), "'0000-00-00 00:00:00'", "'1000-01-01'", UTC),
     ("zero-month", sa.DateTime, SchemaField("v", "TIMESTAMP"), "'2024-00-10 00:00:00'", "'2024-01-10'", UTC),
     ("zero-date", sa.Date, SchemaField("v", "DATE"), "'2024-01-00'", "'2024-01-01'", UTC),
+    # ALLOW_INVALID_DATES keeps any day from 1 to 31, whatever the month.
+    ("day-past-the-month", sa.Date, SchemaField("v", "DATE"), "'2024-02-30'", "'2024-02-29'", UTC),
+    ("datetime-day-past-the-month", sa.DateTime, SchemaField("v", "DATETIME"), "'2023-02-29 10:00:00'",
+     "'2023-02-28 23:59:59'", UTC),
+    ("timestamp-day-past-the-month", mysql.DATETIME(fsp=6), SchemaField("v", "TIMESTAMP"), "'2024-04-31 00:00:00'",
+     "'2024-04-30 23:59:59.999999'", UTC),
     ("json-above-uint64", sa.JSON, SchemaField("v", "JSON"), """'{"n": [18446744073709551616]}'""",
      """'{"n": [18446744073709551615]}'""", UTC),
     ("json-below-int64", sa.JSON, SchemaField("v", "JSON"), "'-9223372036854775809'", "'-9223372036854775808'", UTC),
@@ -275,7 +281,8 @@ VIOLATIONS = [
 def test_a_row_that_does_not_fit_raises_the_python_paths_error(metadata, column_type, field, bad, good, zone):
     table = sa.Table("violations", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", column_type))
     with db.engine.begin() as connection:
-        connection.exec_driver_sql("SET SESSION sql_mode = ''")  # lets zero dates in, as old data has them
+        # Lets zero dates and days past the month's end in, as old data has them.
+        connection.exec_driver_sql("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
         table.create(connection)
         connection.exec_driver_sql(f"INSERT INTO violations VALUES (1, {good}), (2, {bad}), (3, {good})")
     manager = export_of(table, [field], zone)
@@ -288,6 +295,7 @@ def test_a_row_that_does_not_fit_raises_the_python_paths_error(metadata, column_
     same_error(fast.value, python.value)
     if isinstance(python.value, RecordError):
         assert (python.value.key, python.value.column.partition("[")[0]) == (2, "v")
+        assert python.value.reason  # says why, and what to do
 
 
 def outcome(read) -> Any:
