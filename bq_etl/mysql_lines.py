@@ -363,12 +363,16 @@ def _no_calendar_day(ref: str) -> str:
 
 
 def _timestamp(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
-    # PyMySQL reads DATETIME and TIMESTAMP as naive datetimes (TIMESTAMP in the session's zone,
-    # as DATE_FORMAT writes it too), meaning the declared zone; only fixed offsets shift the way
-    # Python does.
-    if column.type_code not in _INSTANTS or column.processing != "raw" or not isinstance(zone, timezone):
+    # PyMySQL reads DATETIME as a naive datetime meaning the declared zone; only fixed offsets
+    # shift the way Python does. A TIMESTAMP is an instant, read (and written by DATE_FORMAT) in
+    # the session's UTC: never shifted (`raw_values` reads it as UTC whatever the zone).
+    if column.type_code not in _INSTANTS or column.processing != "raw":
         return None
     ref = column.ref
+    if column.type_code == FIELD_TYPE.TIMESTAMP:
+        return _Field(f"""CONCAT('"', DATE_FORMAT({ref}, {_UTC_FORMAT}), '"')""", _datetime_suspect(ref))
+    if not isinstance(zone, timezone):
+        return None
     offset = zone.utcoffset(None)
     shifted = f"({ref} - INTERVAL {offset // _MICROSECOND} MICROSECOND)" if offset else ref
     return _Field(f"""CONCAT('"', DATE_FORMAT({shifted}, {_UTC_FORMAT}), '"')""", _datetime_suspect(ref))

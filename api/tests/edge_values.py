@@ -321,7 +321,15 @@ LOCAL_EDGES: dict[str, list[Column]] = {
                  line=[[1, 2], {"a": [None, 0.5]}, "x", 1.5, True, []]),
             Edge(sql="ARRAY[]::jsonb[]", expected=[])]),
     ],
-    "mariadb": [Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), _LOCAL_TIMES)],
+    "mariadb": [
+        Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), _LOCAL_TIMES),
+        # A TIMESTAMP is an instant (read in UTC): London's zone is no part of it, and its
+        # repeated and skipped hours are instants like any other.
+        Column("stamp", mysql.TIMESTAMP(fsp=6), _f("stamp", "TIMESTAMP"), [
+            Edge(sql="'2024-07-01 12:00:00'", expected=datetime(2024, 7, 1, 12, 0, tzinfo=UTC)),
+            Edge(sql="'2024-10-27 01:30:00.000001'", expected=datetime(2024, 10, 27, 1, 30, 0, 1, tzinfo=UTC)),
+            Edge(sql="'2024-03-31 01:30:00'", expected=datetime(2024, 3, 31, 1, 30, tzinfo=UTC))]),
+    ],
 }
 
 LOCAL_REJECTS: dict[str, list[Column]] = {

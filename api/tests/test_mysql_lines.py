@@ -213,6 +213,23 @@ def test_naive_timestamps_in_a_fixed_offset_zone_are_shifted_to_utc(metadata):
 
 
 @on_mariadb
+@pytest.mark.parametrize("zone", [UTC, None, ZoneInfo("Europe/London"), timezone(timedelta(hours=5, minutes=30))])
+def test_a_timestamp_column_is_its_instant_whatever_the_naive_zone(metadata, zone):
+    """A MariaDB TIMESTAMP is an instant, not a naive time: London's repeated and skipped hours
+    are instants in UTC like any other, and no declared zone shifts them."""
+    table = sa.Table("instants", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", mysql.TIMESTAMP(fsp=6), nullable=True))
+    created(table, sql_rows=["VALUES (1, CONVERT_TZ('2024-10-27 01:30:00.000001', '+00:00', @@session.time_zone)), "
+                             "(2, CONVERT_TZ('2024-03-31 01:30:00', '+00:00', @@session.time_zone))"])
+    manager = export_of(table, [SchemaField("v", "TIMESTAMP")], zone)
+
+    records = fast_records(manager)
+
+    assert records == [{"id": 1, "v": "2024-10-27T01:30:00.000001Z"}, {"id": 2, "v": "2024-03-31T01:30:00.000000Z"}]
+    assert_same_records(records, python_records(manager))
+
+
+@on_mariadb
 def test_a_decimal_column_finer_than_its_field_keeps_the_python_path(metadata):
     table = sa.Table("fine", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Numeric(12, 4)))
     created(table, [{"id": 1, "v": Decimal("1.5")}])
