@@ -110,6 +110,13 @@ class _Column:
     precision: int | None  # DECIMAL(p, s)
     processing: str  # "raw", "boolean", "float", "time", "json", "enum", "bit"
     enum_labels: Sequence[str] | None = None
+    zerofill: bool = False  # a ZEROFILL number, whose text MariaDB pads with zeros
+
+    @property
+    def text(self) -> str:
+        """SQL of the number's text as PyMySQL reads it: `0042` of an INT ZEROFILL is 42 (a JSON
+        number with leading zeros is no JSON). Only here: the key's `ref` keeps its index."""
+        return f"CONCAT({self.ref} + 0)" if self.zerofill else f"CONCAT({self.ref})"
 
 
 def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | None:
@@ -186,7 +193,7 @@ def _columns(statement: Select, names: list[str], fields: Sequence[Any], dialect
         columns[name] = _Column(
             f"t.c{index}", field.type_code, field.charsetnr == _BINARY_CHARSET, field.scale,
             _decimal_precision(field) if field.type_code in _DECIMALS else None,
-            processing, labels,
+            processing, labels, bool(field.flags & FLAG.ZEROFILL),
         )
     return columns
 
@@ -244,14 +251,15 @@ def _fields(manager: ExportShardManager, columns: dict[str, _Column]) -> list[_F
 
 
 def _integer(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
-    ref = column.ref
+    ref, text = column.ref, column.text
     if column.processing == "bit":
         ref = f"CAST({ref} AS UNSIGNED)"
+        text = f"CONCAT({ref})"
     elif column.type_code not in _INTEGERS or column.processing != "raw":
         return None
     n = _MAX_SAFE_INTEGER
     return _Field(
-        f"""CASE WHEN {ref} BETWEEN -{n} AND {n} THEN CONCAT({ref}) ELSE CONCAT('"', {ref}, '"') END""",
+        f"""CASE WHEN {ref} BETWEEN -{n} AND {n} THEN {text} ELSE CONCAT('"', {text}, '"') END""",
         (f"{ref} > {_INT64_MAX}",),  # BIGINT UNSIGNED and BIT(64) reach beyond int64
     )
 
@@ -265,7 +273,7 @@ def _float(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field |
     # Between 1e-5 and 1e15 MariaDB writes a double as PyMySQL reads it and as orjson writes it
     # back, but a whole number without its ".0". Outside that range, orjson uses an exponent
     # where MariaDB may not. (MariaDB stores no negative zero, NaN or infinity.)
-    text = f"CONCAT({ref})"
+    text = column.text
     return _Field(
         f"IF(LOCATE('.', {text}), {text}, CONCAT({text}, '.0'))",
         (f"NOT (ABS({ref}) >= 0.00001 AND ABS({ref}) < 1000000000000000 OR {ref} = 0) OR LOCATE('e', {text})",),
@@ -315,7 +323,7 @@ def _decimal(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field
     if column.scale > scale:
         return None  # every value has more fractional digits than the schema: the Python path decides
     ref = column.ref
-    value = f"""CONCAT('"', {ref}, '"')"""
+    value = f"""CONCAT('"', {column.text}, '"')"""
     if column.precision is not None and column.precision - column.scale <= integer_digits:
         return _Field(value)
     # An exact DECIMAL literal: a double would round near the bound.

@@ -190,6 +190,10 @@ EDGES: dict[str, list[Column]] = {
             Edge(sql="3.4028234663852886e38", expected=3.4028235e38), Edge(sql="1.401298464324817e-45", expected=1e-45)]),
         Column("d", sa.Numeric(38, 9), _f("d", "NUMERIC"), _e(
             Decimal("99999999999999999999999999999.999999999"), Decimal("-0.000000001"), Decimal("9007199254740993"))),
+        # ZEROFILL pads a number's text with zeros (0000000042), which no JSON number has.
+        Column("nz", mysql.BIGINT(zerofill=True, unsigned=True), _f("nz", "INTEGER"), _e(0, 42, 2**53 + 1, 2**63 - 1)),
+        Column("dz", mysql.DECIMAL(20, 9, zerofill=True), _f("dz", "NUMERIC"), _e(Decimal("12.500000000"), Decimal("0E-9"))),
+        Column("fz", mysql.DOUBLE(zerofill=True, asdecimal=False), _f("fz", "FLOAT"), _e(1.5, 0.001, 0.0)),
         Column("big", sa.Numeric(65, 30), _f("big", "BIGNUMERIC"), [
             Edge(Decimal("12345678901234567890123456789012345.123456789012345678901234567891"),
                  line="12345678901234567890123456789012345.123456789012345678901234567891")]),

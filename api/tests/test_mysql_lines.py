@@ -91,6 +91,7 @@ EDGE_FIELDS = [
     SchemaField("instant", "TIMESTAMP"), SchemaField("stamp", "TIMESTAMP"), SchemaField("wall_clock", "DATETIME"),
     SchemaField("coarse", "DATETIME"), SchemaField("day", "DATE"), SchemaField("clock", "TIME"),
     SchemaField("doc", "JSON"),
+    SchemaField("padded", "INTEGER"), SchemaField("padded_amount", "NUMERIC"), SchemaField("padded_ratio", "FLOAT"),
 ]
 
 
@@ -111,6 +112,10 @@ def edge_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("wall_clock", mysql.DATETIME(fsp=6)), sa.Column("coarse", sa.DateTime),
         sa.Column("day", sa.Date), sa.Column("clock", mysql.TIME(fsp=6)),
         sa.Column("doc", sa.JSON(none_as_null=True)),
+        # ZEROFILL pads the text of a number with zeros (0000000042), which no JSON number has.
+        sa.Column("padded", mysql.BIGINT(zerofill=True, unsigned=True)),
+        sa.Column("padded_amount", mysql.DECIMAL(20, 9, zerofill=True)),
+        sa.Column("padded_ratio", mysql.DOUBLE(zerofill=True, asdecimal=False)),
         mysql_charset="utf8mb4",
     )
 
@@ -134,8 +139,8 @@ EDGE_ROWS = [
         "blob": b"", "instant": datetime(2000, 2, 29), "day": date(9999, 12, 31), "clock": time(0, 0),
         "doc": [["x"] * 3] * 3,
     },
-    {"id": 4, "ratio": 3.0, "ratio4": -2.5, "amount": Decimal("100"), "label": "x" * 5000, "doc": "a string", "clock": time(12, 0, 0, 5)},
-    {"id": 5, "ratio": 0.00001, "ratio4": 1e-4, "doc": 12, "blob": bytes(range(256)) * 3},
+    {"id": 4, "padded": 42, "padded_amount": Decimal("12.5"), "padded_ratio": 1.5, "ratio": 3.0, "ratio4": -2.5, "amount": Decimal("100"), "label": "x" * 5000, "doc": "a string", "clock": time(12, 0, 0, 5)},
+    {"id": 5, "padded": 2**53 + 1, "padded_amount": Decimal("0"), "padded_ratio": 0.001, "ratio": 0.00001, "ratio4": 1e-4, "doc": 12, "blob": bytes(range(256)) * 3},
     {"id": 6, "ratio": 999999999999999.0, "doc": False, "label": "ツ" * 100},
     {"id": 7, "ratio": -1e14, "doc": 1.5},
     # Rows the SQL or the chunk check cannot vouch for, so the Python path writes them: floats
