@@ -83,6 +83,8 @@ _JSON_DOC = {"a": [1, None, {"b": "ü"}], "deep": [[[]]], "e": {}, "max": 2**64 
 
 _COMMON_STRINGS = _e("", " padded ", 'quote " backslash \\ tab \t newline \n', "e\u0301 (not normalised)",
                      "🙏 𝄞 beyond the BMP", "x" * 10_000) + [Edge(None)]
+# What PostgreSQL's text cannot hold: NUL, with other controls, a noncharacter and the last code point.
+_NUL_STRINGS = _e("nul \x00 controls \x01\x1f\x7f\x80 \u2028 \ufffe \U0010ffff", "\r\n")
 _COMMON_BYTES = [Edge(b""), Edge(b"\x00\xff"), Edge(bytes(range(256)))]
 _COMMON_INTEGERS = _e(0, -1, 2**31 - 1, 2**53 - 1, 2**53 + 1, 2**63 - 1, -(2**63))
 _COMMON_FLOATS = _e(0.1 + 0.2, 5e-324, 1.7976931348623157e308, -1.5, 123456789012345.6)
@@ -118,7 +120,7 @@ EDGES: dict[str, list[Column]] = {
         ]),
         Column("m", sa.Numeric(10, 2), _f("m", "NUMERIC"), _e(Decimal("99999999.99"), Decimal("-0.01"), Decimal("0.10"))),
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), _e(True, False)),
-        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS),
+        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS + _NUL_STRINGS),
         Column("y", sa.LargeBinary, _f("y", "BYTES"), _COMMON_BYTES),
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), _e(
             datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -198,7 +200,7 @@ EDGES: dict[str, list[Column]] = {
             Edge(Decimal("12345678901234567890123456789012345.123456789012345678901234567891"),
                  line="12345678901234567890123456789012345.123456789012345678901234567891")]),
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), _e(True, False)),
-        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS),
+        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS + _NUL_STRINGS),
         Column("e", sa.Enum("new", "done"), _f("e", "STRING"), _e("new", "done")),
         Column("y", sa.LargeBinary, _f("y", "BYTES"), _COMMON_BYTES),
         Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), [
