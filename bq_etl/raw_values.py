@@ -12,7 +12,9 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
 - `Float(asdecimal=True)`, on every dialect: the float becomes a Decimal of ten decimal places,
-  so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back.
+  so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back. So is a
+  `Numeric` the server sends as a float (a model's `Numeric` over a PostgreSQL double
+  precision column), which SQLAlchemy rounds the same way.
 - SQLite `DateTime`, `Date`, `Time`: a stored text with more than six fractional digits would be
   cut to microseconds; it is refused instead (malformed text raises, as before, and is named by
   `driver_errors`).
@@ -179,6 +181,8 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
     declared = column.type._variant_mapping.get(dialect.name, column.type)
     if isinstance(declared, Float) and declared.asdecimal:
         return type_coerce(column, _FloatDecimal())
+    if isinstance(impl, Numeric) and not isinstance(declared, Float) and impl.asdecimal and dialect.name != "sqlite":
+        return type_coerce(column, _NumericOfFloat(impl))
     if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
         return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
     if isinstance(impl, ARRAY) and isinstance(impl.item_type, JSON) and dialect.driver == "psycopg":
@@ -321,6 +325,32 @@ class _FloatDecimal(TypeDecorator):
         if type(value) is float and math.isfinite(value):
             return Decimal(repr(value))
         return value
+
+
+class _NumericOfFloat(TypeDecorator):
+    """A `Numeric` the server sends as a float (a PostgreSQL double precision or real column, or
+    expression): the shortest Decimal that gives the float back, where SQLAlchemy's own
+    processing would round it to ten places (1e-12 to 0E-10). Other server types as the stock
+    processing reads them (psycopg's Decimal), at no cost per value."""
+
+    impl = NullType
+    # Holds the stock type: kept out of SQLAlchemy's statement cache.
+    cache_ok = False
+
+    def __init__(self, stock: Numeric):
+        super().__init__()
+        self.stock = stock
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        stock = self.stock.result_processor(dialect, coltype)
+        if stock is None:
+            return None
+        decimal = _FloatDecimal().process_result_value
+
+        def process(value: Any) -> Any:
+            return decimal(value, dialect) if type(value) is float else stock(value)
+
+        return process
 
 
 class _SQLiteTemporal(TypeDecorator):
