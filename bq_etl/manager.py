@@ -16,9 +16,9 @@ from .cadence import Cadence
 from .driver_errors import located_error
 from .errors import ConfigError, SchemaError
 from .json_values import fast_json
-from .raw_values import exact_statement, single_precision_columns
+from .raw_values import MYSQL_TIMESTAMP, exact_statement, server_type_codes, single_precision_columns
 from .run import ExportRun, Shard, ShardResult
-from .schema import load_schema
+from .schema import TYPE_NAMES, load_schema
 from .table_options import TableOptions, load_options, options_path
 from .serialize import RecordEncoder
 from .session_settings import reading_settings
@@ -75,8 +75,8 @@ class ExportShardManager:
     #: A run with fewer rows than this fraction of the live table's (or of the rows its last load
     #: recorded, if more) is refused (ShrinkError) unless run with --allow-shrink; None: the table may shrink on any run, even to empty.
     shrink_threshold: ClassVar[float | None] = 0.5
-    # The positions of the shard query's single-precision FLOAT columns on MariaDB, once learnt.
-    _single_precision: frozenset[int] | None = None
+    # The MySQL type code of each of the shard query's columns on MariaDB, once learnt.
+    _type_codes: tuple[int, ...] | None = None
 
     def query(self) -> Select:
         """The SELECT whose rows become the table's records (joins allowed, no ORDER BY)."""
@@ -260,13 +260,24 @@ class ExportShardManager:
 
     def _exact(self, statement: Select, connection: Connection | None = None) -> Select:
         """`statement` (the shard query, or one narrowed from it) reading every column exactly
-        (see `raw_values`). Which columns MariaDB types single-precision FLOAT is learnt once,
-        on `connection` (else on a connection of its own)."""
+        (see `raw_values`). The MariaDB types of its columns (single-precision FLOAT, TIMESTAMP)
+        are learnt once, on `connection` (else on a connection of its own)."""
         bind = self.source_engine
-        if self._single_precision is None:
-            self._single_precision = single_precision_columns(statement, connection or bind)
-        return exact_statement(statement, bind.dialect, json_nulls=self.records_are_columns(),
-                               single_precision=self._single_precision)
+        if self._type_codes is None:
+            self._type_codes = server_type_codes(statement, connection or bind)
+        codes, columns_are_records = self._type_codes, self.records_are_columns()
+        utc_instants = frozenset()
+        if columns_are_records and self.naive_timestamp_zone is not timezone.utc:
+            # A MariaDB TIMESTAMP is an instant, read as its UTC time: no naive zone applies to
+            # it. (A to_record gets the naive UTC time, as before.)
+            timestamps = {field.name for field in self.schema if TYPE_NAMES[field.field_type] == "TIMESTAMP"}
+            utc_instants = frozenset(
+                index for index, (code, name) in enumerate(zip(codes, statement.selected_columns.keys()))
+                if code == MYSQL_TIMESTAMP and name in timestamps
+            )
+        return exact_statement(statement, bind.dialect, json_nulls=columns_are_records,
+                               single_precision=single_precision_columns(codes, bind.dialect),
+                               utc_instants=utc_instants)
 
     def _batches(self, result: Any, statement: Select, keys: tuple[str, ...], size: int) -> Iterator[Sequence[Any]]:
         """The result's rows in batches of `size`; a value the driver cannot read raises a

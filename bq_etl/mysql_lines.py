@@ -110,6 +110,13 @@ class _Column:
     precision: int | None  # DECIMAL(p, s)
     processing: str  # "raw", "boolean", "float", "time", "json", "enum", "bit"
     enum_labels: Sequence[str] | None = None
+    zerofill: bool = False  # a ZEROFILL number, whose text MariaDB pads with zeros
+
+    @property
+    def text(self) -> str:
+        """SQL of the number's text as PyMySQL reads it: `0042` of an INT ZEROFILL is 42 (a JSON
+        number with leading zeros is no JSON). Only here: the key's `ref` keeps its index."""
+        return f"CONCAT({self.ref} + 0)" if self.zerofill else f"CONCAT({self.ref})"
 
 
 def mysql_lines(manager: ExportShardManager, shard: Shard) -> Iterator[bytes] | None:
@@ -186,7 +193,7 @@ def _columns(statement: Select, names: list[str], fields: Sequence[Any], dialect
         columns[name] = _Column(
             f"t.c{index}", field.type_code, field.charsetnr == _BINARY_CHARSET, field.scale,
             _decimal_precision(field) if field.type_code in _DECIMALS else None,
-            processing, labels,
+            processing, labels, bool(field.flags & FLAG.ZEROFILL),
         )
     return columns
 
@@ -244,14 +251,15 @@ def _fields(manager: ExportShardManager, columns: dict[str, _Column]) -> list[_F
 
 
 def _integer(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
-    ref = column.ref
+    ref, text = column.ref, column.text
     if column.processing == "bit":
         ref = f"CAST({ref} AS UNSIGNED)"
+        text = f"CONCAT({ref})"
     elif column.type_code not in _INTEGERS or column.processing != "raw":
         return None
     n = _MAX_SAFE_INTEGER
     return _Field(
-        f"""CASE WHEN {ref} BETWEEN -{n} AND {n} THEN CONCAT({ref}) ELSE CONCAT('"', {ref}, '"') END""",
+        f"""CASE WHEN {ref} BETWEEN -{n} AND {n} THEN {text} ELSE CONCAT('"', {text}, '"') END""",
         (f"{ref} > {_INT64_MAX}",),  # BIGINT UNSIGNED and BIT(64) reach beyond int64
     )
 
@@ -265,7 +273,7 @@ def _float(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field |
     # Between 1e-5 and 1e15 MariaDB writes a double as PyMySQL reads it and as orjson writes it
     # back, but a whole number without its ".0". Outside that range, orjson uses an exponent
     # where MariaDB may not. (MariaDB stores no negative zero, NaN or infinity.)
-    text = f"CONCAT({ref})"
+    text = column.text
     return _Field(
         f"IF(LOCATE('.', {text}), {text}, CONCAT({text}, '.0'))",
         (f"NOT (ABS({ref}) >= 0.00001 AND ABS({ref}) < 1000000000000000 OR {ref} = 0) OR LOCATE('e', {text})",),
@@ -315,7 +323,7 @@ def _decimal(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field
     if column.scale > scale:
         return None  # every value has more fractional digits than the schema: the Python path decides
     ref = column.ref
-    value = f"""CONCAT('"', {ref}, '"')"""
+    value = f"""CONCAT('"', {column.text}, '"')"""
     if column.precision is not None and column.precision - column.scale <= integer_digits:
         return _Field(value)
     # An exact DECIMAL literal: a double would round near the bound.
@@ -351,16 +359,29 @@ def _bytes(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field |
 
 def _datetime_suspect(ref: str) -> tuple[str, ...]:
     low, high = _DATETIME_RANGE
-    return (f"({ref} < '{low}' OR {ref} >= '{high}' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",)
+    return (f"({ref} < '{low}' OR {ref} >= '{high}' OR {_no_calendar_day(ref)})",)
+
+
+def _no_calendar_day(ref: str) -> str:
+    """SQL true for a date MariaDB keeps that is no day of the calendar, which PyMySQL returns
+    as text: a zero month or day, or (ALLOW_INVALID_DATES) a day past the month's end, such as
+    2024-02-30. Most rows cost MONTH and one DAYOFMONTH (25-50 ns a row on the bench machine);
+    LAST_DAY is only reached for days 29 to 31."""
+    return (f"MONTH({ref}) = 0 OR DAYOFMONTH({ref}) NOT BETWEEN 1 AND 28 "
+            f"AND (DAYOFMONTH({ref}) = 0 OR DAYOFMONTH({ref}) > DAYOFMONTH(LAST_DAY({ref})))")
 
 
 def _timestamp(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | None:
-    # PyMySQL reads DATETIME and TIMESTAMP as naive datetimes (TIMESTAMP in the session's zone,
-    # as DATE_FORMAT writes it too), meaning the declared zone; only fixed offsets shift the way
-    # Python does.
-    if column.type_code not in _INSTANTS or column.processing != "raw" or not isinstance(zone, timezone):
+    # PyMySQL reads DATETIME as a naive datetime meaning the declared zone; only fixed offsets
+    # shift the way Python does. A TIMESTAMP is an instant, read (and written by DATE_FORMAT) in
+    # the session's UTC: never shifted (`raw_values` reads it as UTC whatever the zone).
+    if column.type_code not in _INSTANTS or column.processing != "raw":
         return None
     ref = column.ref
+    if column.type_code == FIELD_TYPE.TIMESTAMP:
+        return _Field(f"""CONCAT('"', DATE_FORMAT({ref}, {_UTC_FORMAT}), '"')""", _datetime_suspect(ref))
+    if not isinstance(zone, timezone):
+        return None
     offset = zone.utcoffset(None)
     shifted = f"({ref} - INTERVAL {offset // _MICROSECOND} MICROSECOND)" if offset else ref
     return _Field(f"""CONCAT('"', DATE_FORMAT({shifted}, {_UTC_FORMAT}), '"')""", _datetime_suspect(ref))
@@ -379,7 +400,7 @@ def _date(field: SchemaField, column: _Column, zone: tzinfo | None) -> _Field | 
     ref = column.ref
     return _Field(
         f"""CONCAT('"', DATE_FORMAT({ref}, {_DATE_FORMAT}), '"')""",
-        (f"({ref} < '0001-01-01' OR MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)",),
+        (f"({ref} < '0001-01-01' OR {_no_calendar_day(ref)})",),
     )
 
 

@@ -12,7 +12,9 @@ The lossy processings (SQLAlchemy 2.0):
 - SQLite `Numeric` (as Decimal): the value goes through a float, so 9007199254740993 reads as
   9007199254740992.
 - `Float(asdecimal=True)`, on every dialect: the float becomes a Decimal of ten decimal places,
-  so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back.
+  so 1e-12 reads as 0; it is read as the shortest Decimal that gives the float back. So is a
+  `Numeric` the server sends as a float (a model's `Numeric` over a PostgreSQL double
+  precision column), which SQLAlchemy rounds the same way.
 - SQLite `DateTime`, `Date`, `Time`: a stored text with more than six fractional digits would be
   cut to microseconds; it is refused instead (malformed text raises, as before, and is named by
   `driver_errors`).
@@ -42,7 +44,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any, Callable
@@ -60,26 +62,31 @@ _ONE_DAY = timedelta(days=1)
 # Any decimal of up to 15 significant digits survives a round trip through a double (DBL_DIG):
 # the double's shortest repr is that decimal. Beyond 15, the repr may differ from what was written.
 _FLOAT_DIGITS = 15
-_SUB_MICROSECOND = re.compile(r"\.[0-9]{7}")
+# ISO 8601, and Python's fromisoformat, take a comma for the decimal point too.
+_SUB_MICROSECOND = re.compile(r"[.,][0-9]{7}")
 # Wide enough for any SQLite integer (19 digits) with any NUMERIC scale.
 _WIDE = Context(prec=200)
-#: The MySQL protocol's type code of a single-precision FLOAT column (MYSQL_TYPE_FLOAT).
-MYSQL_FLOAT = 4
+#: The MySQL protocol's type codes of a single-precision FLOAT column (MYSQL_TYPE_FLOAT) and of
+#: a TIMESTAMP one (MYSQL_TYPE_TIMESTAMP).
+MYSQL_FLOAT, MYSQL_TIMESTAMP = 4, 7
 _PACK32, _UNPACK32 = struct.Struct("<f").pack, struct.Struct("<f").unpack
 _SMALLEST_NORMAL_FLOAT32 = 2.0**-126
 _FLOAT32_MIN, _FLOAT32_MAX = 2.0**-149, (2 - 2.0**-23) * 2.0**127
 
 
 def exact_statement(statement: Select, dialect: Dialect, json_nulls: bool,
-                    single_precision: frozenset[int] = frozenset()) -> Select:
+                    single_precision: frozenset[int] = frozenset(),
+                    utc_instants: frozenset[int] = frozenset()) -> Select:
     """`statement` with each lossy column (see module docstring) read exactly, and with JSON
     `null` read as `JSON_NULL` when `json_nulls`; `statement` itself when nothing changes.
     `single_precision` holds the positions of the columns the server types as a MariaDB/MySQL
-    FLOAT (see `single_precision_columns`). Result column names stay as they were."""
+    FLOAT, `utc_instants` those of MariaDB/MySQL TIMESTAMP columns to read as aware UTC
+    datetimes (see `server_type_codes`). Result column names stay as they were."""
     columns = list(statement.selected_columns)
     exact = [_exact_column(column, dialect, json_nulls) for column in columns]
     exact = [
-        _single_precision(new, old, dialect) if index in single_precision else new
+        _single_precision(new, old, dialect) if index in single_precision else
+        _utc_instant(new, dialect) if index in utc_instants else new
         for index, (new, old) in enumerate(zip(exact, columns))
     ]
     if all(new is old for new, old in zip(exact, columns)):
@@ -87,19 +94,24 @@ def exact_statement(statement: Select, dialect: Dialect, json_nulls: bool,
     return statement.with_only_columns(*exact, maintain_column_froms=True)
 
 
-def single_precision_columns(statement: Select, bind: Connection | Engine) -> frozenset[int]:
-    """The positions of `statement`'s columns a MariaDB/MySQL server sends as single-precision
-    FLOAT, learnt from a LIMIT 0 run of it on `bind`; none elsewhere (and none where the server
-    cannot CAST to DOUBLE: MySQL before 8.0.17), without a query."""
-    dialect = bind.dialect
-    if dialect.name not in ("mysql", "mariadb") or not getattr(dialect, "_support_float_cast", False):
-        return frozenset()
+def server_type_codes(statement: Select, bind: Connection | Engine) -> tuple[int, ...]:
+    """The MySQL protocol type code of each of `statement`'s columns on a MariaDB/MySQL server,
+    learnt from a LIMIT 0 run of it on `bind`; none elsewhere, without a query."""
+    if bind.dialect.name not in ("mysql", "mariadb"):
+        return ()
     if isinstance(bind, Engine):
         with bind.connect() as connection:
-            return single_precision_columns(statement, connection)
+            return server_type_codes(statement, connection)
     with bind.execute(statement.limit(0)) as probe:
-        description = probe.cursor.description
-    return frozenset(index for index, column in enumerate(description) if column[1] == MYSQL_FLOAT)
+        return tuple(column[1] for column in probe.cursor.description)
+
+
+def single_precision_columns(type_codes: tuple[int, ...], dialect: Dialect) -> frozenset[int]:
+    """The positions of the columns a MariaDB/MySQL server sends as single-precision FLOAT, of
+    their `server_type_codes`; none where the server cannot CAST to DOUBLE (MySQL before 8.0.17)."""
+    if not getattr(dialect, "_support_float_cast", False):
+        return frozenset()
+    return frozenset(index for index, code in enumerate(type_codes) if code == MYSQL_FLOAT)
 
 
 def shortest_float32(value: float) -> float:
@@ -169,6 +181,8 @@ def _exact_column(column: Any, dialect: Dialect, json_nulls: bool) -> Any:
     declared = column.type._variant_mapping.get(dialect.name, column.type)
     if isinstance(declared, Float) and declared.asdecimal:
         return type_coerce(column, _FloatDecimal())
+    if isinstance(impl, Numeric) and not isinstance(declared, Float) and impl.asdecimal and dialect.name != "sqlite":
+        return type_coerce(column, _NumericOfFloat(impl))
     if dialect.name == "sqlite" and isinstance(impl, (DateTime, Date, Time)):
         return type_coerce(column, _SQLiteTemporal(impl.result_processor(dialect, None)))
     if isinstance(impl, ARRAY) and isinstance(impl.item_type, JSON) and dialect.driver == "psycopg":
@@ -211,6 +225,34 @@ class _Float32(TypeDecorator):
         if type(value) is float:  # a FLOAT's value, read as a DOUBLE: a float32
             value = _shortest(value)
         return self.process(value) if self.process is not None else value
+
+
+def _utc_instant(exact: Any, dialect: Dialect) -> Any:
+    """A MariaDB/MySQL TIMESTAMP `exact` (the column as otherwise read) with its time made aware
+    in UTC: an instant, which every read's session (time_zone '+00:00', `session_settings`)
+    hands over as its naive UTC time, so no `naive_timestamp_zone` may shift it."""
+    process = exact.type.dialect_impl(dialect).result_processor(dialect, MYSQL_TIMESTAMP)
+    return type_coerce(exact, _UtcInstant(process))
+
+
+class _UtcInstant(TypeDecorator):
+    """A naive datetime read in a UTC session, as that time in UTC; anything else (the zero
+    date's text) as it is."""
+
+    impl = NullType
+    # Holds a processor: kept out of SQLAlchemy's statement cache.
+    cache_ok = False
+
+    def __init__(self, process: Callable[[Any], Any] | None):
+        super().__init__()
+        self.process = process
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if self.process is not None:
+            value = self.process(value)
+        if type(value) is datetime and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
 
 
 class _AsRead(TypeDecorator):
@@ -283,6 +325,32 @@ class _FloatDecimal(TypeDecorator):
         if type(value) is float and math.isfinite(value):
             return Decimal(repr(value))
         return value
+
+
+class _NumericOfFloat(TypeDecorator):
+    """A `Numeric` the server sends as a float (a PostgreSQL double precision or real column, or
+    expression): the shortest Decimal that gives the float back, where SQLAlchemy's own
+    processing would round it to ten places (1e-12 to 0E-10). Other server types as the stock
+    processing reads them (psycopg's Decimal), at no cost per value."""
+
+    impl = NullType
+    # Holds the stock type: kept out of SQLAlchemy's statement cache.
+    cache_ok = False
+
+    def __init__(self, stock: Numeric):
+        super().__init__()
+        self.stock = stock
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        stock = self.stock.result_processor(dialect, coltype)
+        if stock is None:
+            return None
+        decimal = _FloatDecimal().process_result_value
+
+        def process(value: Any) -> Any:
+            return decimal(value, dialect) if type(value) is float else stock(value)
+
+        return process
 
 
 class _SQLiteTemporal(TypeDecorator):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -30,6 +31,8 @@ _MAX_SAFE_INTEGER = 2**53 - 1  # beyond this a JSON number loses digits in many 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 _ONE_DAY = timedelta(days=1)
+# How pymysql hands back a MariaDB date or datetime it cannot make a date of: as its text.
+_TEXT_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _UTC = timezone.utc
 # Zones seen to be UTC at every instant (so their datetimes are written as they are, with "Z"):
 # fixed zones of offset zero, added as met (a database session in UTC gives ZoneInfo("Etc/UTC")).
@@ -330,9 +333,13 @@ def _float(value: Any) -> float | str:
                       _wrong_type(value, "a FLOAT takes a float or an int"))
             raise _Invalid(value, "FLOAT", reason)
         try:
-            value = float(value)
+            number = float(value)
         except OverflowError:
             raise _Invalid(value, "FLOAT", "too large for a 64-bit float") from None
+        if number != value:  # beyond 2**53 not every integer is a float: 2**53 + 1 would become 2**53
+            raise _Invalid(value, "FLOAT", "a float64 cannot hold this integer exactly, it would be rounded to "
+                                           f"{number!r}; declare the column INTEGER (or NUMERIC)")
+        value = number
     if -math.inf < value < math.inf:
         return value
     # orjson would write null for these; BigQuery reads the strings.
@@ -473,7 +480,7 @@ def _timestamp_converter(zone: tzinfo | None) -> Converter:
 
     def convert(value: Any) -> str:
         if type(value) is not datetime and not isinstance(value, datetime):
-            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else _zero_date(value))
+            raise _Invalid(value, "TIMESTAMP", "a date has no time of day" if isinstance(value, date) else _invalid_date(value))
         value_zone = value.tzinfo
         if value_zone is _UTC:
             return _utc(value)
@@ -527,7 +534,7 @@ def _always_utc(zone: tzinfo) -> bool:
 
 def _datetime(value: Any) -> datetime | str:
     if type(value) is not datetime and not isinstance(value, datetime):
-        raise _Invalid(value, "DATETIME", _zero_date(value))
+        raise _Invalid(value, "DATETIME", _invalid_date(value))
     if value.tzinfo is not None:
         if value.utcoffset() is not None:
             raise _Invalid(
@@ -543,16 +550,22 @@ def _date(value: Any) -> date | str:
     if type(value) is date:
         return value  # orjson writes YYYY-MM-DD
     if not isinstance(value, date) or isinstance(value, datetime):
-        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else _zero_date(value)
+        reason = "a datetime would lose its time of day" if isinstance(value, datetime) else _invalid_date(value)
         raise _Invalid(value, "DATE", reason)
     return value.isoformat()
 
 
-def _zero_date(value: Any) -> str:
-    """Why a MariaDB zero date (which pymysql hands back as text) is refused, else nothing."""
-    if isinstance(value, str) and value.startswith("0000-00-00"):
+def _invalid_date(value: Any) -> str:
+    """Why a MariaDB date that is no day of the calendar (which pymysql hands back as text) is
+    refused, else nothing."""
+    if not isinstance(value, str):
+        return ""
+    if value.startswith("0000-00-00"):
         return ("MariaDB's zero date: BigQuery has no year 0; store NULL instead, "
                 "or map it to NULL in the export's query() (NULLIF)")
+    if _TEXT_DATE.match(value):
+        return ("not a day of the calendar (MariaDB keeps a zero month or day, and under ALLOW_INVALID_DATES a "
+                "day past the month's end); correct the row or store NULL")
     return ""
 
 

@@ -83,6 +83,8 @@ _JSON_DOC = {"a": [1, None, {"b": "ü"}], "deep": [[[]]], "e": {}, "max": 2**64 
 
 _COMMON_STRINGS = _e("", " padded ", 'quote " backslash \\ tab \t newline \n', "e\u0301 (not normalised)",
                      "🙏 𝄞 beyond the BMP", "x" * 10_000) + [Edge(None)]
+# What PostgreSQL's text cannot hold: NUL, with other controls, a noncharacter and the last code point.
+_NUL_STRINGS = _e("nul \x00 controls \x01\x1f\x7f\x80 \u2028 \ufffe \U0010ffff", "\r\n")
 _COMMON_BYTES = [Edge(b""), Edge(b"\x00\xff"), Edge(bytes(range(256)))]
 _COMMON_INTEGERS = _e(0, -1, 2**31 - 1, 2**53 - 1, 2**53 + 1, 2**63 - 1, -(2**63))
 _COMMON_FLOATS = _e(0.1 + 0.2, 5e-324, 1.7976931348623157e308, -1.5, 123456789012345.6)
@@ -118,7 +120,7 @@ EDGES: dict[str, list[Column]] = {
         ]),
         Column("m", sa.Numeric(10, 2), _f("m", "NUMERIC"), _e(Decimal("99999999.99"), Decimal("-0.01"), Decimal("0.10"))),
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), _e(True, False)),
-        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS),
+        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS + _NUL_STRINGS),
         Column("y", sa.LargeBinary, _f("y", "BYTES"), _COMMON_BYTES),
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), _e(
             datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -190,11 +192,15 @@ EDGES: dict[str, list[Column]] = {
             Edge(sql="3.4028234663852886e38", expected=3.4028235e38), Edge(sql="1.401298464324817e-45", expected=1e-45)]),
         Column("d", sa.Numeric(38, 9), _f("d", "NUMERIC"), _e(
             Decimal("99999999999999999999999999999.999999999"), Decimal("-0.000000001"), Decimal("9007199254740993"))),
+        # ZEROFILL pads a number's text with zeros (0000000042), which no JSON number has.
+        Column("nz", mysql.BIGINT(zerofill=True, unsigned=True), _f("nz", "INTEGER"), _e(0, 42, 2**53 + 1, 2**63 - 1)),
+        Column("dz", mysql.DECIMAL(20, 9, zerofill=True), _f("dz", "NUMERIC"), _e(Decimal("12.500000000"), Decimal("0E-9"))),
+        Column("fz", mysql.DOUBLE(zerofill=True, asdecimal=False), _f("fz", "FLOAT"), _e(1.5, 0.001, 0.0)),
         Column("big", sa.Numeric(65, 30), _f("big", "BIGNUMERIC"), [
             Edge(Decimal("12345678901234567890123456789012345.123456789012345678901234567891"),
                  line="12345678901234567890123456789012345.123456789012345678901234567891")]),
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), _e(True, False)),
-        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS),
+        Column("s", sa.Text, _f("s", "STRING"), _COMMON_STRINGS + _NUL_STRINGS),
         Column("e", sa.Enum("new", "done"), _f("e", "STRING"), _e("new", "done")),
         Column("y", sa.LargeBinary, _f("y", "BYTES"), _COMMON_BYTES),
         Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), [
@@ -217,8 +223,14 @@ EDGES: dict[str, list[Column]] = {
     ],
 }
 
+# An integer column declared FLOAT: beyond 2**53 a float64 would round it (2**53 + 1 to 2**53).
+_ROUNDED_INTEGER = Column("nf", sa.BigInteger, _f("nf", "FLOAT"), rejects=[
+    Reject("9007199254740993", "cannot hold this integer exactly"),
+    Reject("-9223372036854775807", "cannot hold this integer exactly")])
+
 REJECTS: dict[str, list[Column]] = {
     "sqlite": [
+        _ROUNDED_INTEGER,
         Column("n", sa.BigInteger, _f("n", "INTEGER"), rejects=[
             Reject("'twelve'", "got str 'twelve'"), Reject("1.5", "got float 1.5")]),
         Column("d", sa.Numeric, _f("d", "NUMERIC"), rejects=[
@@ -228,9 +240,11 @@ REJECTS: dict[str, list[Column]] = {
         Column("b", sa.Boolean, _f("b", "BOOLEAN"), rejects=[Reject("2", "only True/False, or the integers 0 and 1")]),
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), rejects=[
             Reject("'yesterday'", "driver cannot read"), Reject("'2024-02-30 10:00:00'", "driver cannot read"),
-            Reject("'2024-01-01 10:00:00.1234567'", "more than 6 fractional digits")]),
+            Reject("'2024-01-01 10:00:00.1234567'", "more than 6 fractional digits"),
+            Reject("'2024-01-01 10:00:00,1234567'", "more than 6 fractional digits")]),
         Column("day", sa.Date, _f("day", "DATE"), rejects=[Reject("'0000-00-00'", "driver cannot read")]),
-        Column("t", sa.Time, _f("t", "TIME"), rejects=[Reject("'24:00:00'", "driver cannot read")]),
+        Column("t", sa.Time, _f("t", "TIME"), rejects=[
+            Reject("'24:00:00'", "driver cannot read"), Reject("'10:00:00,1234567'", "more than 6 fractional digits")]),
         Column("j", sa.JSON, _f("j", "JSON"), rejects=[
             Reject("""'{"a": '""", "driver cannot read"), Reject("'[1e400]'", _INEXACT),
             Reject("'[18446744073709551616]'", "integer outside int64/uint64"),
@@ -246,6 +260,7 @@ REJECTS: dict[str, list[Column]] = {
         Column("e", sa.Enum("new", "done"), _f("e", "STRING"), rejects=[Reject("'old'", "driver cannot read")]),
     ],
     "postgresql": [
+        _ROUNDED_INTEGER,
         Column("ts", sa.DateTime(timezone=True), _f("ts", "TIMESTAMP"), rejects=[
             Reject("'infinity'", "driver cannot read"), Reject("'-infinity'", "driver cannot read"),
             Reject("'0044-03-15 12:00+00 BC'", "driver cannot read"),
@@ -272,6 +287,7 @@ REJECTS: dict[str, list[Column]] = {
             Reject("'[1e400]'", _INEXACT), *(Reject(sql, _INEXACT) for sql in _INEXACT_JSON_NUMBERS)]),
     ],
     "mariadb": [
+        _ROUNDED_INTEGER,
         Column("t", mysql.TIME(fsp=6), _f("t", "TIME"), rejects=[
             Reject("'838:59:59'", "outside 00:00:00 to 23:59:59.999999"),
             Reject("'-00:00:01'", "outside 00:00:00 to 23:59:59.999999"),
@@ -311,7 +327,15 @@ LOCAL_EDGES: dict[str, list[Column]] = {
                  line=[[1, 2], {"a": [None, 0.5]}, "x", 1.5, True, []]),
             Edge(sql="ARRAY[]::jsonb[]", expected=[])]),
     ],
-    "mariadb": [Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), _LOCAL_TIMES)],
+    "mariadb": [
+        Column("ts", mysql.DATETIME(fsp=6), _f("ts", "TIMESTAMP"), _LOCAL_TIMES),
+        # A TIMESTAMP is an instant (read in UTC): London's zone is no part of it, and its
+        # repeated and skipped hours are instants like any other.
+        Column("stamp", mysql.TIMESTAMP(fsp=6), _f("stamp", "TIMESTAMP"), [
+            Edge(sql="'2024-07-01 12:00:00'", expected=datetime(2024, 7, 1, 12, 0, tzinfo=UTC)),
+            Edge(sql="'2024-10-27 01:30:00.000001'", expected=datetime(2024, 10, 27, 1, 30, 0, 1, tzinfo=UTC)),
+            Edge(sql="'2024-03-31 01:30:00'", expected=datetime(2024, 3, 31, 1, 30, tzinfo=UTC))]),
+    ],
 }
 
 LOCAL_REJECTS: dict[str, list[Column]] = {

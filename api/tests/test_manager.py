@@ -192,6 +192,20 @@ def test_a_float_read_as_decimal_keeps_its_digits(metadata):
     assert "more than 9 fractional digits" in caught.value.reason
 
 
+@ALL_DATABASES
+def test_a_numeric_model_of_a_double_column_keeps_its_digits(metadata):
+    stored = sa.Table("ratios", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Double))
+    filled(stored, "VALUES (1, 0.000000000001)")
+    # The model says Numeric: refused (MariaDB's float as it is, the others' as Decimal("1E-12")),
+    # not written 0.000000000, the ten places SQLAlchemy rounds a PostgreSQL float to.
+    declared = sa.Table("ratios", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Numeric))
+
+    with pytest.raises(RecordError) as caught:
+        records_of(export_of(declared, [SchemaField("v", "NUMERIC")]))
+
+    assert (caught.value.key, caught.value.column) == (1, "v")
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_json_null_is_written_as_null_unless_to_record_makes_the_record(metadata):
     table = sa.Table("docs", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.JSON))

@@ -91,6 +91,7 @@ EDGE_FIELDS = [
     SchemaField("instant", "TIMESTAMP"), SchemaField("stamp", "TIMESTAMP"), SchemaField("wall_clock", "DATETIME"),
     SchemaField("coarse", "DATETIME"), SchemaField("day", "DATE"), SchemaField("clock", "TIME"),
     SchemaField("doc", "JSON"),
+    SchemaField("padded", "INTEGER"), SchemaField("padded_amount", "NUMERIC"), SchemaField("padded_ratio", "FLOAT"),
 ]
 
 
@@ -111,6 +112,10 @@ def edge_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("wall_clock", mysql.DATETIME(fsp=6)), sa.Column("coarse", sa.DateTime),
         sa.Column("day", sa.Date), sa.Column("clock", mysql.TIME(fsp=6)),
         sa.Column("doc", sa.JSON(none_as_null=True)),
+        # ZEROFILL pads the text of a number with zeros (0000000042), which no JSON number has.
+        sa.Column("padded", mysql.BIGINT(zerofill=True, unsigned=True)),
+        sa.Column("padded_amount", mysql.DECIMAL(20, 9, zerofill=True)),
+        sa.Column("padded_ratio", mysql.DOUBLE(zerofill=True, asdecimal=False)),
         mysql_charset="utf8mb4",
     )
 
@@ -134,8 +139,8 @@ EDGE_ROWS = [
         "blob": b"", "instant": datetime(2000, 2, 29), "day": date(9999, 12, 31), "clock": time(0, 0),
         "doc": [["x"] * 3] * 3,
     },
-    {"id": 4, "ratio": 3.0, "ratio4": -2.5, "amount": Decimal("100"), "label": "x" * 5000, "doc": "a string", "clock": time(12, 0, 0, 5)},
-    {"id": 5, "ratio": 0.00001, "ratio4": 1e-4, "doc": 12, "blob": bytes(range(256)) * 3},
+    {"id": 4, "padded": 42, "padded_amount": Decimal("12.5"), "padded_ratio": 1.5, "ratio": 3.0, "ratio4": -2.5, "amount": Decimal("100"), "label": "x" * 5000, "doc": "a string", "clock": time(12, 0, 0, 5)},
+    {"id": 5, "padded": 2**53 + 1, "padded_amount": Decimal("0"), "padded_ratio": 0.001, "ratio": 0.00001, "ratio4": 1e-4, "doc": 12, "blob": bytes(range(256)) * 3},
     {"id": 6, "ratio": 999999999999999.0, "doc": False, "label": "ツ" * 100},
     {"id": 7, "ratio": -1e14, "doc": 1.5},
     # Rows the SQL or the chunk check cannot vouch for, so the Python path writes them: floats
@@ -213,6 +218,23 @@ def test_naive_timestamps_in_a_fixed_offset_zone_are_shifted_to_utc(metadata):
 
 
 @on_mariadb
+@pytest.mark.parametrize("zone", [UTC, None, ZoneInfo("Europe/London"), timezone(timedelta(hours=5, minutes=30))])
+def test_a_timestamp_column_is_its_instant_whatever_the_naive_zone(metadata, zone):
+    """A MariaDB TIMESTAMP is an instant, not a naive time: London's repeated and skipped hours
+    are instants in UTC like any other, and no declared zone shifts them."""
+    table = sa.Table("instants", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("v", mysql.TIMESTAMP(fsp=6), nullable=True))
+    created(table, sql_rows=["VALUES (1, CONVERT_TZ('2024-10-27 01:30:00.000001', '+00:00', @@session.time_zone)), "
+                             "(2, CONVERT_TZ('2024-03-31 01:30:00', '+00:00', @@session.time_zone))"])
+    manager = export_of(table, [SchemaField("v", "TIMESTAMP")], zone)
+
+    records = fast_records(manager)
+
+    assert records == [{"id": 1, "v": "2024-10-27T01:30:00.000001Z"}, {"id": 2, "v": "2024-03-31T01:30:00.000000Z"}]
+    assert_same_records(records, python_records(manager))
+
+
+@on_mariadb
 def test_a_decimal_column_finer_than_its_field_keeps_the_python_path(metadata):
     table = sa.Table("fine", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Numeric(12, 4)))
     created(table, [{"id": 1, "v": Decimal("1.5")}])
@@ -256,6 +278,12 @@ VIOLATIONS = [
     ("zero-datetime", sa.DateTime, SchemaField("v", "DATETIME"), "'0000-00-00 00:00:00'", "'1000-01-01'", UTC),
     ("zero-month", sa.DateTime, SchemaField("v", "TIMESTAMP"), "'2024-00-10 00:00:00'", "'2024-01-10'", UTC),
     ("zero-date", sa.Date, SchemaField("v", "DATE"), "'2024-01-00'", "'2024-01-01'", UTC),
+    # ALLOW_INVALID_DATES keeps any day from 1 to 31, whatever the month.
+    ("day-past-the-month", sa.Date, SchemaField("v", "DATE"), "'2024-02-30'", "'2024-02-29'", UTC),
+    ("datetime-day-past-the-month", sa.DateTime, SchemaField("v", "DATETIME"), "'2023-02-29 10:00:00'",
+     "'2023-02-28 23:59:59'", UTC),
+    ("timestamp-day-past-the-month", mysql.DATETIME(fsp=6), SchemaField("v", "TIMESTAMP"), "'2024-04-31 00:00:00'",
+     "'2024-04-30 23:59:59.999999'", UTC),
     ("json-above-uint64", sa.JSON, SchemaField("v", "JSON"), """'{"n": [18446744073709551616]}'""",
      """'{"n": [18446744073709551615]}'""", UTC),
     ("json-below-int64", sa.JSON, SchemaField("v", "JSON"), "'-9223372036854775809'", "'-9223372036854775808'", UTC),
@@ -275,7 +303,8 @@ VIOLATIONS = [
 def test_a_row_that_does_not_fit_raises_the_python_paths_error(metadata, column_type, field, bad, good, zone):
     table = sa.Table("violations", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", column_type))
     with db.engine.begin() as connection:
-        connection.exec_driver_sql("SET SESSION sql_mode = ''")  # lets zero dates in, as old data has them
+        # Lets zero dates and days past the month's end in, as old data has them.
+        connection.exec_driver_sql("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
         table.create(connection)
         connection.exec_driver_sql(f"INSERT INTO violations VALUES (1, {good}), (2, {bad}), (3, {good})")
     manager = export_of(table, [field], zone)
@@ -288,6 +317,7 @@ def test_a_row_that_does_not_fit_raises_the_python_paths_error(metadata, column_
     same_error(fast.value, python.value)
     if isinstance(python.value, RecordError):
         assert (python.value.key, python.value.column.partition("[")[0]) == (2, "v")
+        assert python.value.reason  # says why, and what to do
 
 
 def outcome(read) -> Any:

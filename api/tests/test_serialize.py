@@ -200,6 +200,13 @@ def test_int_in_a_float_column_is_written_as_a_float():
     assert encode(FLOAT, 3) == b'{"id":7,"weight":3.0}\n'
 
 
+def test_int_a_float_would_round_is_refused():
+    assert encode(FLOAT, 2**53) == b'{"id":7,"weight":9007199254740992.0}\n'
+    error = refusal(FLOAT, 2**53 + 1, expected="FLOAT")
+
+    assert "would be rounded to 9007199254740992.0" in error.reason
+
+
 @pytest.mark.parametrize(
     ("value", "text"), [(math.nan, b'"NaN"'), (math.inf, b'"Infinity"'), (-math.inf, b'"-Infinity"')],
 )
