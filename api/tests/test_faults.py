@@ -1,7 +1,7 @@
 """The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
 dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, a work horse killed mid-query
-on PostgreSQL and while planning, Redis killed and restarted mid-run and emptied while a load
-waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
+on PostgreSQL and while planning, Redis killed and restarted mid-run and while a load held the
+table's lock, and emptied while a load waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
 (SIGSTOP) during the load; and two enqueuers racing for one table.
 
 After each fault the live table holds exactly the old rows or exactly the new ones (checksums
@@ -449,6 +449,33 @@ def test_redis_killed_and_restarted_mid_run(fault):
             fault.workers.start(1, burst=False)
     fault.sweep_now()
     fault.next_run_loads(new)
+
+
+def test_redis_restarted_while_a_load_holds_the_lock_keeps_the_lock_and_loads(fault):
+    from bq_etl.lock import lock_name
+
+    fault.first_run()
+    new = fault.source(names(290, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    fault.held_pid("load")  # under the table's lock (5 s, renewed every 1.7 s)
+    redis = fault.exporter.redis
+    assert redis.exists(lock_name(TABLE))
+
+    fault.redis.kill()
+    time.sleep(2.5)  # down across a renewal: the keeper's request is refused
+    fault.redis.start()  # with its data (append-only file): the lock is still the loader's
+    time.sleep(6)  # past the lock's timeout: only renewals after the restart keep it
+    assert redis.exists(lock_name(TABLE)), "the lock was not renewed after Redis came back"
+    fault.release("load")
+
+    load = Job.fetch(start.return_value()["load_job_id"], connection=redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the load to end")
+    assert load.get_status() == "finished", load.latest_result().exc_string
+    assert load.return_value()["status"] == "loaded"
+    assert fault.live() == new
+    assert "table lock lost while loading" not in fault.workers.log.read_text(errors="replace")
+    assert fault.leftovers() == ([], [])
 
 
 def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
