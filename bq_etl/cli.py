@@ -14,7 +14,8 @@ from flask.cli import AppGroup
 from . import history
 from .cadence import Cadence
 from .config import mask_secrets
-from .errors import ExportError
+from .claim import Holder, release
+from .errors import ExportError, RedisUnavailable
 from .extension import ExporterState, state
 from .logs import configure, describe
 from .run import ExportRun, new_run_id
@@ -77,9 +78,8 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
 
     Exit status: 0 loaded; 1 failed or refused (the message says why); 3 superseded (a newer
     run had already loaded; nothing was written)."""
-    from . import claim
-    from .jobs import claim_key, claim_table, enqueue_run
-    from .loader import discard_files, load
+    from .jobs import claim_table, enqueue_run
+    from .loader import REDIS_DOWN, discard_files, load, record_failure
 
     exporter = state()
     exporter.check()
@@ -91,9 +91,9 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
         return
     started = time.time()
     run = ExportRun(table, new_run_id(), gzip_level=exporter.config.gzip_level)
-    claim_table(exporter, table, claim.Holder.this_process(run.run_id), force)
-    history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
+    claim_table(exporter, table, Holder.this_process(run.run_id), force)
     try:
+        history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
         results = []
         try:
             shards, planned = manager.plan()
@@ -105,12 +105,15 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
                     history.shard_exported(exporter.redis, run, result)
                     bar.update(result.rows)
         except BaseException as error:
-            history.failed(exporter.redis, table, run.run_id, error)
+            record_failure(exporter.redis, run, error)
             discard_files(exporter, run)
             raise
         summary = load(exporter, manager, run, results, started, allow_shrink=allow_shrink)
+    except REDIS_DOWN as error:
+        discard_files(exporter, run)  # again: Redis may have failed after the loader's clean-up
+        raise RedisUnavailable(_redis_lost(exporter, run, error)) from error
     finally:
-        claim.release(exporter.redis, claim_key(exporter, table), run_id=run.run_id)
+        _release_claim(exporter, run)
     if summary.status == "superseded":
         click.echo(f"{summary.table}: superseded by run {summary.superseded_by}, nothing loaded "
                    f"(run {summary.run_id})")
@@ -119,6 +122,31 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
         f"{summary.table}: {summary.status}, {summary.rows} rows, {summary.shards} shards, "
         f"{summary.bytes / 1e6:.2f} MB, {summary.seconds:.1f} s (run {summary.run_id})"
     )
+
+
+def _redis_lost(exporter: ExporterState, run: ExportRun, error: BaseException) -> str:
+    """What a foreground run that lost Redis half way says: the table, the run, the error, and
+    what the live table holds (its label tells whether the run's copy went through)."""
+    try:
+        loaded = exporter.warehouse.loaded_run(run.table) == run.run_id
+        holds = "holds this run's rows (it is labelled with it)" if loaded else "was left as it was"
+    except Exception:  # BigQuery down as well: say only what is known
+        holds = "holds the last load, or this run's rows if its copy went through"
+    return (f"table {run.table!r}, run {run.run_id}: Redis stopped answering during the run "
+            f"({describe(error)}), so the run stopped (its history says failed, or, if Redis could not "
+            f"record that, abandoned after the next run or the sweep); the live table {holds}, and "
+            f"the run's files were deleted (any left, `flask export sweep` removes). Run the table "
+            f"again once Redis answers")
+
+
+def _release_claim(exporter: ExporterState, run: ExportRun) -> None:
+    from .jobs import claim_key
+    from .loader import REDIS_DOWN
+
+    try:
+        release(exporter.redis, claim_key(exporter, run.table), run_id=run.run_id)
+    except REDIS_DOWN:
+        pass  # Redis down: the claim names this process, judged dead once it exits
 
 
 @export_cli.command("schedule")

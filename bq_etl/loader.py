@@ -8,6 +8,8 @@ import uuid
 from typing import TYPE_CHECKING, Any, Sequence
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from . import history
@@ -40,6 +42,9 @@ def copy_job_key(dataset: str, table: str, run_id: str) -> str:
     written before the job is: a run killed after its copy can then be told loaded."""
     return f"bq-etl:copy:{dataset}.{table}:{run_id}"
 
+
+#: What redis-py raises when Redis does not answer (not when it answers with an error).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 #: How long a run's copy job id is kept: longer than any run may wait to be given up.
 COPY_JOB_TTL = 7 * 24 * 3600
@@ -168,7 +173,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
             else:
                 fence.mark(summary.rows)
     except BaseException as error:
-        history.failed(redis, run.table, run.run_id, error, summary.job_ids)
+        record_failure(redis, run, error, summary.job_ids)
         _forget_copy(redis, copy_key)
         discard_files(exporter, run)
         raise
@@ -191,6 +196,17 @@ def discard_files(exporter: ExporterState, run: ExportRun) -> int:
         event(logging.WARNING, "could not delete the run's files; the sweep will", table=run.table,
               run_id=run.run_id, error=describe(error))
         return 0
+
+
+def record_failure(redis: Redis, run: ExportRun, error: BaseException, job_ids: Sequence[str] = ()) -> None:
+    """Record that `run` failed with `error`; if Redis does not answer, log it instead, so the
+    clean-up that follows still runs (the run, left `running`, is judged dead and recorded
+    abandoned by the next enqueue of its table or the sweep)."""
+    try:
+        history.failed(redis, run.table, run.run_id, error, job_ids)
+    except REDIS_DOWN as lost:
+        event(logging.WARNING, "could not record the run's failure; Redis does not answer", table=run.table,
+              run_id=run.run_id, error=describe(lost))
 
 
 def _forget_copy(redis: Redis, key: str) -> None:

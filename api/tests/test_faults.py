@@ -478,6 +478,36 @@ def test_redis_restarted_while_a_load_holds_the_lock_keeps_the_lock_and_loads(fa
     assert fault.leftovers() == ([], [])
 
 
+def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_no_files(fault):
+    from bq_etl import history
+
+    old = fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("shard")
+    process = fault.foreground(TABLE)
+    fault.held_pid("shard")  # two shards written and recorded, the third mid-stream
+
+    fault.redis.kill()
+    try:
+        fault.release("shard")  # its progress cannot be recorded: the run stops
+        code, output = finish(process)
+    finally:
+        fault.redis.start()
+
+    assert code == 1, output
+    error = output.splitlines()[-1]
+    run_id = re.match(rf"Error: table '{TABLE}', run (\S+): Redis stopped answering during the run "
+                      r"\(ConnectionError: ", error).group(1)
+    assert "the live table was left as it was, and the run's files were deleted" in error, error
+    assert "Traceback" not in output
+    assert fault.live() == old
+    assert fault.leftovers() == ([], [])  # deleted by the run itself, no sweep needed
+    # Redis could not record the failure: the run reads dead, and the next run gives it up.
+    assert history.run(fault.exporter.redis, TABLE, run_id).label == "running (dead: no job left)"
+    fault.next_run_loads(new)
+    assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "abandoned"
+
+
 def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
     old = fault.first_run()
     new = fault.source(names(270, "v2"))
