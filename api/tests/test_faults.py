@@ -720,6 +720,32 @@ def test_a_loader_killed_between_its_copy_and_its_label_is_recorded_loaded_when_
     assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
 
 
+def test_a_worker_killed_while_it_deletes_a_loaded_runs_files_leaves_the_run_loaded(fault, caplog):
+    from bq_etl import history
+
+    exporter = fault.exporter
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("cleanup")
+    start = fault.enqueue()
+    horse = fault.held_pid("cleanup")  # loaded and recorded; one of its 6 files deleted
+    run_id = start.return_value()["run_id"]
+    fault.kill_worker(fault.workers.processes[0], horse)
+
+    assert fault.live() == new
+    assert exporter.warehouse.loaded_run(TABLE) == run_id
+    assert history.run(exporter.redis, TABLE, run_id).outcome == "loaded"
+    assert len(exporter.bucket.names(f"{TABLE}/{run_id}/")) == 5
+    # The next tick gives the dead load up: its files go, its outcome stays, and the log says so.
+    fault.workers.start(1, burst=False)
+    newest = fault.source(names(290, "v3"))
+    fault.next_run_loads(newest)
+    record = history.run(exporter.redis, TABLE, run_id)
+    assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
+    [line] = [r.getMessage() for r in caplog.records if "dead run given up" in r.getMessage() and run_id in r.getMessage()]
+    assert "outcome=loaded" in line and "files=5" in line, line
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
