@@ -22,7 +22,7 @@ from rq import get_current_job
 from sqlalchemy import Row, Select, select
 
 from bq_etl.cadence import Cadence
-from bq_etl.storage import Bucket
+from bq_etl.storage import CLEANUP_RETRY, Bucket
 from bq_etl.warehouse import Warehouse
 from api.models import CareTrack
 from bq_etl.run import Shard
@@ -142,10 +142,12 @@ def _hold_in_the_cleanup() -> None:
     delete_prefix = Bucket.delete_prefix
 
     def held(self, prefix: str) -> int:
-        names = self.names(prefix)
-        if not names or prefix.split("/", 1)[0] not in HELD_TABLES:
+        if prefix.split("/", 1)[0] not in HELD_TABLES:
             return delete_prefix(self, prefix)
-        self._bucket.blob(names[0]).delete()
+        names = self.names(prefix, retry=CLEANUP_RETRY)  # as the clean-up lists: storage down fails at once
+        if not names:
+            return 0
+        self._bucket.blob(names[0]).delete(retry=CLEANUP_RETRY)
         hold("cleanup")
         return 1 + delete_prefix(self, prefix)
 
