@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from . import history
-from .errors import LoadError, LockLost, ShrinkError, WriteRace
+from .errors import ExportError, LoadError, LockLost, ShrinkError, WriteRace
 from .extension import ExporterState
 from .lock import table_lock
 from .logs import describe, event
@@ -145,6 +145,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                          rows=sum(r.rows for r in results), bytes=sum(r.bytes for r in results))
     config, redis, bucket, warehouse = exporter.config, exporter.redis, exporter.bucket, exporter.warehouse
     copy_key = copy_job_key(warehouse.dataset, run.table, run.run_id)
+    copy_job_id = f"bq_etl_copy_{uuid.uuid4().hex}"
     try:
         with table_lock(redis, run.table, timeout=config.lock_timeout, wait=config.lock_wait) as lock:
             fence = Fence(warehouse, redis, lock, run)
@@ -158,7 +159,6 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 if not allow_shrink:
                     _check_shrink(run.table, warehouse.live_rows(run.table), summary.rows, manager.shrink_threshold,
                                   _recorded_load(warehouse, redis, run.table))
-                copy_job_id = f"bq_etl_copy_{uuid.uuid4().hex}"
                 redis.set(copy_key, copy_job_id, ex=COPY_JOB_TTL)
                 warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
@@ -173,7 +173,13 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
             else:
                 fence.mark(summary.rows)
     except BaseException as error:
-        record_failure(redis, run, error, summary.job_ids)
+        if copy_job_id in summary.job_ids and not isinstance(error, ExportError):
+            # Interrupted after its copy was sent (Ctrl-C, a BigQuery error dropping the staging
+            # table): if the copy committed the rows are live, so the run is recorded as what it
+            # did, as it is when killed there. The exporter's own errors after the copy
+            # (WriteRace, the tripwires) are recorded as they are.
+            settle_copied(exporter, run, "run interrupted after its copy; recorded as loaded")
+        record_failure(redis, run, error, summary.job_ids)  # no-op once recorded loaded
         _forget_copy(redis, copy_key)
         discard_files(exporter, run)
         raise
@@ -216,11 +222,13 @@ def _forget_copy(redis: Redis, key: str) -> None:
         pass
 
 
-def settle_copied(exporter: ExporterState, run: ExportRun) -> bool:
+def settle_copied(exporter: ExporterState, run: ExportRun,
+                  note: str = "dead run's copy had completed; recorded as loaded") -> bool:
     """For a run being given up without an outcome: if its copy into the live table completed
-    (the loader was killed between the copy and recording it), record what happened: the table
-    labelled and the run `loaded` (or failed with WriteRace, as the loader would have). Return
-    whether it did. Anything it cannot reach (BigQuery, Redis) leaves the run to be abandoned."""
+    (the loader was killed or interrupted between the copy and recording it), record what
+    happened: the table labelled and the run `loaded` (or failed with WriteRace, as the loader
+    would have), logging `note`. Return whether it did. Anything it cannot reach (BigQuery,
+    Redis) leaves the run to be abandoned."""
     warehouse, redis = exporter.warehouse, exporter.redis
     try:
         job_id = redis.get(copy_job_key(warehouse.dataset, run.table, run.run_id))
@@ -243,8 +251,7 @@ def settle_copied(exporter: ExporterState, run: ExportRun) -> bool:
         event(logging.WARNING, "could not tell whether a dead run's copy completed", table=run.table,
               run_id=run.run_id, error=describe(error))
         return False
-    event(logging.WARNING, "dead run's copy had completed; recorded as loaded", table=run.table,
-          run_id=run.run_id, rows=summary.rows)
+    event(logging.WARNING, note, table=run.table, run_id=run.run_id, rows=summary.rows)
     return True
 
 

@@ -746,6 +746,32 @@ def test_a_worker_killed_while_it_deletes_a_loaded_runs_files_leaves_the_run_loa
     assert "outcome=loaded" in line and "files=5" in line, line
 
 
+def test_a_run_interrupted_after_its_copy_is_recorded_loaded(fault):
+    from bq_etl import history
+    from bq_etl.status import table_status
+
+    exporter = fault.exporter
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("copied")
+    process = fault.foreground(TABLE)
+    os.kill(fault.held_pid("copied"), signal.SIGINT)  # Ctrl-C once the copy is done
+    code, output = finish(process)
+
+    assert code != 0, output
+    run_id = history.runs(exporter.redis, TABLE)[0].run_id
+    assert fault.live() == new
+    # Recorded as what it did, as a run killed there is once given up: loaded, and labelled.
+    record = history.run(exporter.redis, TABLE, run_id)
+    assert (record.outcome, record.rows, record.error) == ("loaded", 280, ""), record
+    assert exporter.warehouse.loaded_mark(TABLE) == (run_id, 280)
+    status = table_status(exporter, TABLE)
+    assert (status.last_loaded.run_id, status.ok) == (run_id, True)
+    assert "run interrupted after its copy; recorded as loaded" in output
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(fault.source(names(290, "v3")))
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
