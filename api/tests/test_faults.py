@@ -697,6 +697,47 @@ def test_a_write_race_shows_in_the_status_until_the_next_run_loads(fault):
     assert (metric("bq_etl_table_overwritten"), metric("bq_etl_table_ok")) == (0, 1)
 
 
+def test_a_worker_stopped_under_the_lock_and_resumed_while_a_forced_run_holds_it_writes_nothing(fault):
+    from bq_etl import history
+    from bq_etl.lock import lock_name
+    from bq_etl.status import table_status
+
+    exporter = fault.exporter
+    fault.first_run()
+    fault.source(names(280, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    horse, worker = fault.held_pid("load"), fault.workers.processes[0].pid
+    stopped = start.return_value()["run_id"]
+    for pid in (horse, worker):
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        fault.release("load")
+        wait_for(lambda: not exporter.redis.exists(lock_name(TABLE)), "the stopped loader's lock to expire")
+        newest = fault.source(names(290, "v3"))
+        fault.arm("copy")
+        forced = fault.foreground(TABLE, "--force")
+        fault.held_pid("copy")  # the forced run holds the lock, its last check passed
+    finally:
+        for pid in (worker, horse):
+            os.kill(pid, signal.SIGCONT)
+
+    load = Job.fetch(start.return_value()["load_job_id"], connection=exporter.redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the resumed load to end")
+    assert load.get_status() == "failed"
+    assert f"LockLost: table '{TABLE}', run {stopped}: the table's lock expired before the write" in \
+        load.latest_result().exc_string
+    fault.release("copy")
+    code, output = finish(forced)
+    assert code == 0, output
+    assert fault.live() == newest
+    assert history.run(exporter.redis, TABLE, stopped).outcome == "failed"
+    status = table_status(exporter, TABLE)
+    assert (status.last_loaded.run_id, status.ok, status.open_failure) == (run_id_of(output), True, None)
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(newest)
+
+
 def test_a_loader_killed_between_its_copy_and_its_label_is_recorded_loaded_when_given_up(fault):
     from bq_etl import history
 
