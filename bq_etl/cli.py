@@ -129,14 +129,18 @@ def _redis_lost(exporter: ExporterState, run: ExportRun, error: BaseException) -
     what the live table holds (its label tells whether the run's copy went through)."""
     try:
         loaded = exporter.warehouse.loaded_run(run.table) == run.run_id
-        holds = "holds this run's rows (it is labelled with it)" if loaded else "was left as it was"
     except Exception:  # BigQuery down as well: say only what is known
-        holds = "holds the last load, or this run's rows if its copy went through"
+        loaded = None
+    if loaded:
+        outcome = ("after its copy: the live table holds its rows (it is labelled with it), and the next run "
+                   "or the sweep records it loaded once Redis answers")
+    else:
+        holds = "was left as it was" if loaded is False else "holds the last load, or this run's rows if its copy went through"
+        outcome = (f"(its history says failed, or, if Redis could not record that, abandoned after the next "
+                   f"run or the sweep); the live table {holds}. Run the table again once Redis answers")
     return (f"table {run.table!r}, run {run.run_id}: Redis stopped answering during the run "
-            f"({describe(error)}), so the run stopped (its history says failed, or, if Redis could not "
-            f"record that, abandoned after the next run or the sweep); the live table {holds}, and "
-            f"the run's files were deleted (any left, `flask export sweep` removes). Run the table "
-            f"again once Redis answers")
+            f"({describe(error)}), so the run stopped {outcome}. The run's files were deleted (any left, "
+            f"`flask export sweep` removes)")
 
 
 def _release_claim(exporter: ExporterState, run: ExportRun) -> None:

@@ -478,18 +478,19 @@ def test_redis_restarted_while_a_load_holds_the_lock_keeps_the_lock_and_loads(fa
     assert fault.leftovers() == ([], [])
 
 
-def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_no_files(fault):
+@pytest.mark.parametrize("point", ["shard", "copied"])
+def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_no_files(fault, point):
     from bq_etl import history
 
     old = fault.first_run()
     new = fault.source(names(280, "v2"))
-    fault.arm("shard")
+    fault.arm(point)
     process = fault.foreground(TABLE)
-    fault.held_pid("shard")  # two shards written and recorded, the third mid-stream
+    fault.held_pid(point)  # `shard`: two shards written and recorded; `copied`: its rows live, unlabelled
 
     fault.redis.kill()
     try:
-        fault.release("shard")  # its progress cannot be recorded: the run stops
+        fault.release(point)  # its progress (or its load) cannot be recorded: the run stops
         code, output = finish(process)
     finally:
         fault.redis.start()
@@ -498,14 +499,22 @@ def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_n
     error = output.splitlines()[-1]
     run_id = re.match(rf"Error: table '{TABLE}', run (\S+): Redis stopped answering during the run "
                       r"\(ConnectionError: ", error).group(1)
-    assert "the live table was left as it was, and the run's files were deleted" in error, error
     assert "Traceback" not in output
-    assert fault.live() == old
     assert fault.leftovers() == ([], [])  # deleted by the run itself, no sweep needed
-    # Redis could not record the failure: the run reads dead, and the next run gives it up.
+    # Redis could not record the outcome: the run reads dead until the next run gives it up.
     assert history.run(fault.exporter.redis, TABLE, run_id).label == "running (dead: no job left)"
-    fault.next_run_loads(new)
-    assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "abandoned"
+    if point == "shard":
+        assert "the live table was left as it was. Run the table again once Redis answers. The run's " \
+            "files were deleted" in error, error
+        assert fault.live() == old
+        fault.next_run_loads(new)
+        assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "abandoned"
+    else:
+        assert "so the run stopped after its copy: the live table holds its rows (it is labelled with it), " \
+            "and the next run or the sweep records it loaded once Redis answers" in error, error
+        assert (fault.live(), fault.exporter.warehouse.loaded_run(TABLE)) == (new, run_id)
+        fault.next_run_loads(fault.source(names(290, "v3")))
+        assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "loaded"
 
 
 def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
