@@ -135,7 +135,8 @@ def _redis_lost(exporter: ExporterState, run: ExportRun, error: BaseException) -
         outcome = ("after its copy: the live table holds its rows (it is labelled with it), and the next run "
                    "or the sweep records it loaded once Redis answers")
     else:
-        holds = "was left as it was" if loaded is False else "holds the last load, or this run's rows if its copy went through"
+        holds = "was left as it was" if loaded is False else \
+            "holds the last load, or this run's rows if its copy went through"
         outcome = (f"(its history says failed, or, if Redis could not record that, abandoned after the next "
                    f"run or the sweep); the live table {holds}. Run the table again once Redis answers")
     return (f"table {run.table!r}, run {run.run_id}: Redis stopped answering during the run "

@@ -1,7 +1,9 @@
 """The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
-dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, a work horse killed mid-query
-on PostgreSQL and while planning, Redis killed and restarted mid-run and while a load held the
-table's lock, and emptied while a load waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
+dealt by signal: a worker killed (SIGKILL) mid-shard, mid-load and while it deletes a loaded run's
+files, a work horse killed mid-query on PostgreSQL and while planning, a loader stopped (SIGSTOP)
+past its lock, a foreground run interrupted (SIGINT) after its copy, Redis killed and restarted
+mid-run, while a load held the table's lock and under a foreground run, and emptied while a load
+waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
 (SIGSTOP) during the load; and two enqueuers racing for one table.
 
 After each fault the live table holds exactly the old rows or exactly the new ones (checksums
@@ -792,7 +794,8 @@ def test_a_worker_killed_while_it_deletes_a_loaded_runs_files_leaves_the_run_loa
     fault.next_run_loads(newest)
     record = history.run(exporter.redis, TABLE, run_id)
     assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
-    [line] = [r.getMessage() for r in caplog.records if "dead run given up" in r.getMessage() and run_id in r.getMessage()]
+    [line] = [r.getMessage() for r in caplog.records
+              if "dead run given up" in r.getMessage() and run_id in r.getMessage()]
     assert "outcome=loaded" in line and "files=5" in line, line
 
 
