@@ -45,7 +45,8 @@ def table_lock(redis: Redis, table: str, timeout: int, wait: int) -> Iterator[Lo
 
 
 def _keep(lock: Lock, timeout: int, stop: threading.Event) -> None:
-    while not stop.wait(timeout / 3):
+    failing = False
+    while not stop.wait(timeout / 10 if failing else timeout / 3):
         try:
             lock.extend(timeout, replace_ttl=True)
         except LockError as error:
@@ -55,6 +56,13 @@ def _keep(lock: Lock, timeout: int, stop: threading.Event) -> None:
             return
         except RedisError as error:
             # Redis unreachable (restarting, failing over): the lock may still be ours when it
-            # answers again, so keep trying; only Redis can say it is lost (LockError above).
-            event(logging.WARNING, "could not renew the table lock; trying again", lock=lock.name,
-                  error=repr(error))
+            # answers again, so keep trying, more often, to renew it before its TTL runs out;
+            # only Redis can say it is lost (LockError above).
+            if not failing:
+                event(logging.WARNING, "could not renew the table lock; trying again", lock=lock.name,
+                      error=repr(error))
+            failing = True
+        else:
+            if failing:
+                event(logging.WARNING, "table lock renewed again", lock=lock.name)
+            failing = False
