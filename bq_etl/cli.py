@@ -40,7 +40,12 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except ExportError as error:
             raise click.ClickException(mask_secrets(str(error))) from error
-        except (OperationalError, RedisDown) as error:
+        except RedisDown as error:
+            # Redis answered the start-up check, then stopped (a restart, a failover): say which
+            # service it was, as the check does.
+            raise click.ClickException(f"REDIS_URL {mask_secrets(state().config.redis_url)!r} stopped "
+                                       f"answering: {describe(error)}") from error
+        except OperationalError as error:
             raise click.ClickException(describe(getattr(error, "orig", None) or error)) from error
 
     return wrapper

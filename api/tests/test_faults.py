@@ -521,6 +521,31 @@ def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_n
         assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "loaded"
 
 
+def test_a_worker_that_loses_redis_mid_job_exits_saying_it_was_redis(fault):
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("shard")
+    fault.enqueue()
+    fault.held_pid("shard")
+    [process] = fault.workers.processes
+
+    fault.redis.kill()
+    try:
+        fault.release("shard")  # the horse fails on Redis, and so does the worker handling that
+        wait_for(lambda: process.poll() is not None, "the worker to exit", timeout=60)
+    finally:
+        fault.redis.start()
+
+    fault.workers.processes.remove(process)
+    errors = [line for line in fault.workers.log.read_text(errors="replace").splitlines()
+              if line.startswith("Error: ")]
+    assert errors and errors[-1].startswith(f"Error: REDIS_URL '{fault.redis.url}' stopped answering: "
+                                            "ConnectionError: "), errors
+    # Its process manager starts it again; the next tick gives the dead run up and loads.
+    fault.workers.start(1, burst=False)
+    fault.next_run_loads(new)
+
+
 def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
     old = fault.first_run()
     new = fault.source(names(270, "v2"))
