@@ -14,7 +14,8 @@ from flask.cli import AppGroup
 from . import history
 from .cadence import Cadence
 from .config import mask_secrets
-from .errors import ExportError
+from .claim import Holder, release
+from .errors import ExportError, RedisUnavailable
 from .extension import ExporterState, state
 from .logs import configure, describe
 from .run import ExportRun, new_run_id
@@ -40,6 +41,8 @@ def _clear_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except ExportError as error:
             raise click.ClickException(mask_secrets(str(error))) from error
         except RedisDown as error:
+            # Redis down from the start (status, history) or after the start-up check (a
+            # restart, a failover under a worker): say which service it was, as the check does.
             raise click.ClickException(state().redis_problem(error)) from error
         except OperationalError as error:
             raise click.ClickException(describe(getattr(error, "orig", None) or error)) from error
@@ -79,9 +82,8 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
 
     Exit status: 0 loaded; 1 failed or refused (the message says why); 3 superseded (a newer
     run had already loaded; nothing was written)."""
-    from . import claim
-    from .jobs import claim_key, claim_table, enqueue_run
-    from .loader import discard_files, load
+    from .jobs import claim_table, enqueue_run
+    from .loader import REDIS_DOWN, discard_files, load, record_failure
 
     exporter = state()
     exporter.check()
@@ -93,9 +95,9 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
         return
     started = time.time()
     run = ExportRun(table, new_run_id(), gzip_level=exporter.config.gzip_level)
-    claim_table(exporter, table, claim.Holder.this_process(run.run_id), force)
-    history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
+    claim_table(exporter, table, Holder.this_process(run.run_id), force)
     try:
+        history.started(exporter.redis, run, "ad hoc (CLI)", exporter.config.history_runs)
         results = []
         try:
             shards, planned = manager.plan()
@@ -107,12 +109,15 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
                     history.shard_exported(exporter.redis, run, result)
                     bar.update(result.rows)
         except BaseException as error:
-            history.failed(exporter.redis, table, run.run_id, error)
+            record_failure(exporter.redis, run, error)
             discard_files(exporter, run)
             raise
         summary = load(exporter, manager, run, results, started, allow_shrink=allow_shrink)
+    except REDIS_DOWN as error:
+        discard_files(exporter, run)  # again: Redis may have failed after the loader's clean-up
+        raise RedisUnavailable(_redis_lost(exporter, run, error)) from error
     finally:
-        claim.release(exporter.redis, claim_key(exporter, table), run_id=run.run_id)
+        _release_claim(exporter, run)
     if summary.status == "superseded":
         click.echo(f"{summary.table}: superseded by run {summary.superseded_by}, nothing loaded "
                    f"(run {summary.run_id})")
@@ -121,6 +126,36 @@ def run_table(table: str, enqueue: bool, allow_shrink: bool, force: bool) -> Non
         f"{summary.table}: {summary.status}, {summary.rows} rows, {summary.shards} shards, "
         f"{summary.bytes / 1e6:.2f} MB, {summary.seconds:.1f} s (run {summary.run_id})"
     )
+
+
+def _redis_lost(exporter: ExporterState, run: ExportRun, error: BaseException) -> str:
+    """What a foreground run that lost Redis half way says: the table, the run, the error, and
+    what the live table holds (its label tells whether the run's copy went through)."""
+    try:
+        loaded = exporter.warehouse.loaded_run(run.table) == run.run_id
+    except Exception:  # BigQuery down as well: say only what is known
+        loaded = None
+    if loaded:
+        outcome = ("after its copy: the live table holds its rows (it is labelled with it), and the next run "
+                   "or the sweep records it loaded once Redis answers")
+    else:
+        holds = "was left as it was" if loaded is False else \
+            "holds the last load, or this run's rows if its copy went through"
+        outcome = (f"(its history says failed, or, if Redis could not record that, abandoned after the next "
+                   f"run or the sweep); the live table {holds}. Run the table again once Redis answers")
+    return (f"table {run.table!r}, run {run.run_id}: Redis stopped answering during the run "
+            f"({describe(error)}), so the run stopped {outcome}. The run's files were deleted (any left, "
+            f"`flask export sweep` removes)")
+
+
+def _release_claim(exporter: ExporterState, run: ExportRun) -> None:
+    from .jobs import claim_key
+    from .loader import REDIS_DOWN
+
+    try:
+        release(exporter.redis, claim_key(exporter, run.table), run_id=run.run_id)
+    except REDIS_DOWN:
+        pass  # Redis down: the claim names this process, judged dead once it exits
 
 
 @export_cli.command("schedule")

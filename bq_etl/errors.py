@@ -128,6 +128,11 @@ class LockTimeout(ExportError):
 
 
 
+class RedisUnavailable(ExportError):
+    """Redis stopped answering in the middle of a foreground run, which stopped there, its outcome
+    unrecorded (the message says what the live table holds)."""
+
+
 class StorageError(ExportError):
     """Cloud Storage refused a shard's file or a listing (a missing bucket is not retryable)."""
 

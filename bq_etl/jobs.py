@@ -320,14 +320,17 @@ def abandon_run(table: str, run_id: str, load_id: str, connection, shard_ids: li
 
 
 def give_up(exporter: ExporterState, run: ExportRun, why: str) -> int:
-    """Give up a run that will never finish by itself (its worker died): abandon it and drop its
-    staging table; return how many files it left."""
+    """Give up a run that will never finish by itself (its worker died): abandon it (recorded
+    `abandoned` unless it had recorded an outcome) and drop its staging table; return how many
+    files it left."""
     files = abandon_run(run.table, run.run_id, run.load_job_id, exporter.redis)
     try:
         exporter.warehouse.drop(staging_table(run.table, run.staging_suffix))
     except Exception as error:  # BigQuery down: the sweep drops it later; the new run goes on
         event(logging.WARNING, "could not drop the run's staging table; the sweep will", table=run.table,
               run_id=run.run_id, error=describe(error))
-    event(logging.WARNING, "run abandoned", table=run.table, run_id=run.run_id, outcome="abandoned",
-          reason=why, files=files)
+    # The outcome as recorded: a run killed in its clean-up, or after its copy, has loaded.
+    recorded = history.run(exporter.redis, run.table, run.run_id)
+    event(logging.WARNING, "dead run given up", table=run.table, run_id=run.run_id,
+          outcome=recorded.outcome if recorded else "abandoned", reason=why, files=files)
     return files

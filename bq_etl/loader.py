@@ -8,10 +8,12 @@ import uuid
 from typing import TYPE_CHECKING, Any, Sequence
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from . import history
-from .errors import LoadError, LockLost, ShrinkError, WriteRace
+from .errors import ExportError, LoadError, LockLost, ShrinkError, WriteRace
 from .extension import ExporterState
 from .lock import table_lock
 from .logs import describe, event
@@ -40,6 +42,9 @@ def copy_job_key(dataset: str, table: str, run_id: str) -> str:
     written before the job is: a run killed after its copy can then be told loaded."""
     return f"bq-etl:copy:{dataset}.{table}:{run_id}"
 
+
+#: What redis-py raises when Redis does not answer (not when it answers with an error).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 #: How long a run's copy job id is kept: longer than any run may wait to be given up.
 COPY_JOB_TTL = 7 * 24 * 3600
@@ -140,6 +145,7 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                          rows=sum(r.rows for r in results), bytes=sum(r.bytes for r in results))
     config, redis, bucket, warehouse = exporter.config, exporter.redis, exporter.bucket, exporter.warehouse
     copy_key = copy_job_key(warehouse.dataset, run.table, run.run_id)
+    copy_job_id = f"bq_etl_copy_{uuid.uuid4().hex}"
     try:
         with table_lock(redis, run.table, timeout=config.lock_timeout, wait=config.lock_wait) as lock:
             fence = Fence(warehouse, redis, lock, run)
@@ -153,7 +159,6 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
                 if not allow_shrink:
                     _check_shrink(run.table, warehouse.live_rows(run.table), summary.rows, manager.shrink_threshold,
                                   _recorded_load(warehouse, redis, run.table))
-                copy_job_id = f"bq_etl_copy_{uuid.uuid4().hex}"
                 redis.set(copy_key, copy_job_id, ex=COPY_JOB_TTL)
                 warehouse.replace(
                     run.table, [bucket.uri(r.object_name) for r in results], manager.schema,
@@ -168,7 +173,13 @@ def load(exporter: ExporterState, manager: ExportShardManager, run: ExportRun,
             else:
                 fence.mark(summary.rows)
     except BaseException as error:
-        history.failed(redis, run.table, run.run_id, error, summary.job_ids)
+        if copy_job_id in summary.job_ids and not isinstance(error, ExportError):
+            # Interrupted after its copy was sent (Ctrl-C, a BigQuery error dropping the staging
+            # table): if the copy committed the rows are live, so the run is recorded as what it
+            # did, as it is when killed there. The exporter's own errors after the copy
+            # (WriteRace, the tripwires) are recorded as they are.
+            settle_copied(exporter, run, "run interrupted after its copy; recorded as loaded")
+        record_failure(redis, run, error, summary.job_ids)  # no-op once recorded loaded
         _forget_copy(redis, copy_key)
         discard_files(exporter, run)
         raise
@@ -193,6 +204,17 @@ def discard_files(exporter: ExporterState, run: ExportRun) -> int:
         return 0
 
 
+def record_failure(redis: Redis, run: ExportRun, error: BaseException, job_ids: Sequence[str] = ()) -> None:
+    """Record that `run` failed with `error`; if Redis does not answer, log it instead, so the
+    clean-up that follows still runs (the run, left `running`, is judged dead and recorded
+    abandoned by the next enqueue of its table or the sweep)."""
+    try:
+        history.failed(redis, run.table, run.run_id, error, job_ids)
+    except REDIS_DOWN as lost:
+        event(logging.WARNING, "could not record the run's failure; Redis does not answer", table=run.table,
+              run_id=run.run_id, error=describe(lost))
+
+
 def _forget_copy(redis: Redis, key: str) -> None:
     try:
         redis.delete(key)
@@ -200,11 +222,13 @@ def _forget_copy(redis: Redis, key: str) -> None:
         pass
 
 
-def settle_copied(exporter: ExporterState, run: ExportRun) -> bool:
+def settle_copied(exporter: ExporterState, run: ExportRun,
+                  note: str = "dead run's copy had completed; recorded as loaded") -> bool:
     """For a run being given up without an outcome: if its copy into the live table completed
-    (the loader was killed between the copy and recording it), record what happened: the table
-    labelled and the run `loaded` (or failed with WriteRace, as the loader would have). Return
-    whether it did. Anything it cannot reach (BigQuery, Redis) leaves the run to be abandoned."""
+    (the loader was killed or interrupted between the copy and recording it), record what
+    happened: the table labelled and the run `loaded` (or failed with WriteRace, as the loader
+    would have), logging `note`. Return whether it did. Anything it cannot reach (BigQuery,
+    Redis) leaves the run to be abandoned."""
     warehouse, redis = exporter.warehouse, exporter.redis
     try:
         job_id = redis.get(copy_job_key(warehouse.dataset, run.table, run.run_id))
@@ -227,8 +251,7 @@ def settle_copied(exporter: ExporterState, run: ExportRun) -> bool:
         event(logging.WARNING, "could not tell whether a dead run's copy completed", table=run.table,
               run_id=run.run_id, error=describe(error))
         return False
-    event(logging.WARNING, "dead run's copy had completed; recorded as loaded", table=run.table,
-          run_id=run.run_id, rows=summary.rows)
+    event(logging.WARNING, note, table=run.table, run_id=run.run_id, rows=summary.rows)
     return True
 
 

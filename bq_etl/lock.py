@@ -25,7 +25,9 @@ def table_lock(redis: Redis, table: str, timeout: int, wait: int) -> Iterator[Lo
 
     The lock expires `timeout` seconds after its last renewal, so a crashed loader frees it;
     while the block runs a background thread renews it every `timeout / 3` seconds, so a long
-    load keeps it. Waits at most `wait` seconds for another holder, then raises LockTimeout.
+    load keeps it; while Redis does not answer it goes on trying (a Redis restarted with its data
+    still holds the lock). Waits at most `wait` seconds for another holder, then raises
+    LockTimeout.
     """
     lock = redis.lock(lock_name(table), timeout=timeout, blocking_timeout=wait, thread_local=False)
     if not lock.acquire():
@@ -43,10 +45,24 @@ def table_lock(redis: Redis, table: str, timeout: int, wait: int) -> Iterator[Lo
 
 
 def _keep(lock: Lock, timeout: int, stop: threading.Event) -> None:
-    while not stop.wait(timeout / 3):
+    failing = False
+    while not stop.wait(timeout / 10 if failing else timeout / 3):
         try:
             lock.extend(timeout, replace_ttl=True)
-        except (LockError, RedisError) as error:
-            # The holder checks `owned()` before it records the load; say why it will fail.
+        except LockError as error:
+            # The lock expired or another holder has it: the holder checks `owned()` before it
+            # writes; say why it will fail.
             event(logging.ERROR, "table lock lost while loading", lock=lock.name, error=repr(error))
             return
+        except RedisError as error:
+            # Redis unreachable (restarting, failing over): the lock may still be ours when it
+            # answers again, so keep trying, more often, to renew it before its TTL runs out;
+            # only Redis can say it is lost (LockError above).
+            if not failing:
+                event(logging.WARNING, "could not renew the table lock; trying again", lock=lock.name,
+                      error=repr(error))
+            failing = True
+        else:
+            if failing:
+                event(logging.WARNING, "table lock renewed again", lock=lock.name)
+            failing = False

@@ -3,7 +3,8 @@ can be held mid-stream (its first lines read, the rest still coming from the dat
 load job can be held before it reads its shards' results, and again after it took the table's
 lock and made sure of the dataset, so a test kills or stops something at that point. Any load
 can also be held right before its copy into the live table (`copy`: its last check passed, the
-job not yet sent) and right after it (`copied`: the job done, nothing recorded yet).
+job not yet sent), right after it (`copied`: the job done, nothing recorded yet), and half way
+through deleting its files (`cleanup`: the first one deleted, the outcome recorded).
 
 Each point holds at most once per hold folder (`BQ_ETL_FAULT_HOLD_DIR`): the process writes its
 pid to `<point>.held` and waits until the test creates `<point>.go` (or kills it). Each job's
@@ -21,6 +22,7 @@ from rq import get_current_job
 from sqlalchemy import Row, Select, select
 
 from bq_etl.cadence import Cadence
+from bq_etl.storage import CLEANUP_RETRY, Bucket
 from bq_etl.warehouse import Warehouse
 from api.models import CareTrack
 from bq_etl.run import Shard
@@ -28,7 +30,7 @@ from api.tests.fault_exports import TracksExport
 
 HOLD_DIR = "BQ_ETL_FAULT_HOLD_DIR"
 #: Every hold point, in the order a run reaches them.
-POINTS = ("shard", "preload", "load", "copy", "copied")
+POINTS = ("shard", "preload", "load", "copy", "copied", "cleanup")
 #: How long a held shard waits for the test at most (the test kills or releases it long before).
 HOLD_LIMIT = 300.0
 #: The Redis list of "<process pid> <PostgreSQL backend pid>", one per job that read the database.
@@ -134,9 +136,28 @@ def _hold_around_the_copy() -> None:
     Warehouse._copy = held
 
 
-#: The tables whose loads hold at `copy` and `copied`.
+def _hold_in_the_cleanup() -> None:
+    """Install the hold point `cleanup` in the deletion of a held table's run files: after the
+    first file, before the rest."""
+    delete_prefix = Bucket.delete_prefix
+
+    def held(self, prefix: str) -> int:
+        if prefix.split("/", 1)[0] not in HELD_TABLES:
+            return delete_prefix(self, prefix)
+        names = self.names(prefix, retry=CLEANUP_RETRY)  # as the clean-up lists: storage down fails at once
+        if not names:
+            return 0
+        self._bucket.blob(names[0]).delete(retry=CLEANUP_RETRY)
+        hold("cleanup")
+        return 1 + delete_prefix(self, prefix)
+
+    Bucket.delete_prefix = held
+
+
+#: The tables whose loads hold at `copy`, `copied` and `cleanup`.
 HELD_TABLES = (HeldTracksExport.table_name, EvolvingTracksExport.table_name)
 _hold_around_the_copy()
+_hold_in_the_cleanup()
 
 
 class FlakyPlanTracksExport(TracksExport):

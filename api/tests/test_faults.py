@@ -1,6 +1,8 @@
 """The fault suite: real worker processes, a Redis and emulators of the suite's own, and faults
-dealt by signal: a worker killed (SIGKILL) mid-shard and mid-load, a work horse killed mid-query
-on PostgreSQL and while planning, Redis killed and restarted mid-run and emptied while a load
+dealt by signal: a worker killed (SIGKILL) mid-shard, mid-load and while it deletes a loaded run's
+files, a work horse killed mid-query on PostgreSQL and while planning, a loader stopped (SIGSTOP)
+past its lock, a foreground run interrupted (SIGINT) after its copy, Redis killed and restarted
+mid-run, while a load held the table's lock and under a foreground run, and emptied while a load
 waited, the storage emulator killed during a shard's write, the BigQuery emulator paused
 (SIGSTOP) during the load; and two enqueuers racing for one table.
 
@@ -451,6 +453,99 @@ def test_redis_killed_and_restarted_mid_run(fault):
     fault.next_run_loads(new)
 
 
+def test_redis_restarted_while_a_load_holds_the_lock_keeps_the_lock_and_loads(fault):
+    from bq_etl.lock import lock_name
+
+    fault.first_run()
+    new = fault.source(names(290, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    fault.held_pid("load")  # under the table's lock (5 s, renewed every 1.7 s)
+    redis = fault.exporter.redis
+    assert redis.exists(lock_name(TABLE))
+
+    fault.redis.kill()
+    time.sleep(2)  # down across a renewal (every 1.7 s): the keeper's request is refused
+    fault.redis.start()  # with its data (append-only file): the lock is still the loader's
+    time.sleep(6)  # past the lock's timeout: only renewals after the restart keep it
+    assert redis.exists(lock_name(TABLE)), "the lock was not renewed after Redis came back"
+    fault.release("load")
+
+    load = Job.fetch(start.return_value()["load_job_id"], connection=redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the load to end")
+    assert load.get_status() == "finished", load.latest_result().exc_string
+    assert load.return_value()["status"] == "loaded"
+    assert fault.live() == new
+    log = fault.workers.log.read_text(errors="replace")
+    assert "could not renew the table lock; trying again" in log and "table lock renewed again" in log
+    assert "table lock lost while loading" not in log
+    assert fault.leftovers() == ([], [])
+
+
+@pytest.mark.parametrize("point", ["shard", "copied"])
+def test_a_foreground_run_that_loses_redis_says_so_naming_the_table_and_leaves_no_files(fault, point):
+    from bq_etl import history
+
+    old = fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm(point)
+    process = fault.foreground(TABLE)
+    fault.held_pid(point)  # `shard`: two shards written and recorded; `copied`: its rows live, unlabelled
+
+    fault.redis.kill()
+    try:
+        fault.release(point)  # its progress (or its load) cannot be recorded: the run stops
+        code, output = finish(process)
+    finally:
+        fault.redis.start()
+
+    assert code == 1, output
+    error = output.splitlines()[-1]
+    run_id = re.match(rf"Error: table '{TABLE}', run (\S+): Redis stopped answering during the run "
+                      r"\(ConnectionError: ", error).group(1)
+    assert "Traceback" not in output
+    assert fault.leftovers() == ([], [])  # deleted by the run itself, no sweep needed
+    # Redis could not record the outcome: the run reads dead until the next run gives it up.
+    assert history.run(fault.exporter.redis, TABLE, run_id).label == "running (dead: no job left)"
+    if point == "shard":
+        assert "the live table was left as it was. Run the table again once Redis answers. The run's " \
+            "files were deleted" in error, error
+        assert fault.live() == old
+        fault.next_run_loads(new)
+        assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "abandoned"
+    else:
+        assert "so the run stopped after its copy: the live table holds its rows (it is labelled with it), " \
+            "and the next run or the sweep records it loaded once Redis answers" in error, error
+        assert (fault.live(), fault.exporter.warehouse.loaded_run(TABLE)) == (new, run_id)
+        fault.next_run_loads(fault.source(names(290, "v3")))
+        assert history.run(fault.exporter.redis, TABLE, run_id).outcome == "loaded"
+
+
+def test_a_worker_that_loses_redis_mid_job_exits_saying_it_was_redis(fault):
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("shard")
+    fault.enqueue()
+    fault.held_pid("shard")
+    [process] = fault.workers.processes
+
+    fault.redis.kill()
+    try:
+        fault.release("shard")  # the horse fails on Redis, and so does the worker handling that
+        wait_for(lambda: process.poll() is not None, "the worker to exit", timeout=60)
+    finally:
+        fault.redis.start()
+
+    fault.workers.processes.remove(process)
+    errors = [line for line in fault.workers.log.read_text(errors="replace").splitlines()
+              if line.startswith("Error: ")]
+    assert errors and errors[-1].startswith(f"Error: REDIS_URL '{fault.redis.url}' does not answer: "
+                                            "ConnectionError: "), errors
+    # Its process manager starts it again; the next tick gives the dead run up and loads.
+    fault.workers.start(1, burst=False)
+    fault.next_run_loads(new)
+
+
 def test_a_load_whose_shard_results_redis_lost_fails_saying_so_and_leaves_nothing(fault):
     old = fault.first_run()
     new = fault.source(names(270, "v2"))
@@ -640,6 +735,47 @@ def test_a_write_race_shows_in_the_status_until_the_next_run_loads(fault):
     assert (metric("bq_etl_table_overwritten"), metric("bq_etl_table_ok")) == (0, 1)
 
 
+def test_a_worker_stopped_under_the_lock_and_resumed_while_a_forced_run_holds_it_writes_nothing(fault):
+    from bq_etl import history
+    from bq_etl.lock import lock_name
+    from bq_etl.status import table_status
+
+    exporter = fault.exporter
+    fault.first_run()
+    fault.source(names(280, "v2"))
+    fault.arm("load")
+    start = fault.enqueue()
+    horse, worker = fault.held_pid("load"), fault.workers.processes[0].pid
+    stopped = start.return_value()["run_id"]
+    for pid in (horse, worker):
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        fault.release("load")
+        wait_for(lambda: not exporter.redis.exists(lock_name(TABLE)), "the stopped loader's lock to expire")
+        newest = fault.source(names(290, "v3"))
+        fault.arm("copy")
+        forced = fault.foreground(TABLE, "--force")
+        fault.held_pid("copy")  # the forced run holds the lock, its last check passed
+    finally:
+        for pid in (worker, horse):
+            os.kill(pid, signal.SIGCONT)
+
+    load = Job.fetch(start.return_value()["load_job_id"], connection=exporter.redis)
+    wait_for(lambda: load.get_status() in ("finished", "failed"), "the resumed load to end")
+    assert load.get_status() == "failed"
+    assert f"LockLost: table '{TABLE}', run {stopped}: the table's lock expired before the write" in \
+        load.latest_result().exc_string
+    fault.release("copy")
+    code, output = finish(forced)
+    assert code == 0, output
+    assert fault.live() == newest
+    assert history.run(exporter.redis, TABLE, stopped).outcome == "failed"
+    status = table_status(exporter, TABLE)
+    assert (status.last_loaded.run_id, status.ok, status.open_failure) == (run_id_of(output), True, None)
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(newest)
+
+
 def test_a_loader_killed_between_its_copy_and_its_label_is_recorded_loaded_when_given_up(fault):
     from bq_etl import history
 
@@ -661,6 +797,59 @@ def test_a_loader_killed_between_its_copy_and_its_label_is_recorded_loaded_when_
     fault.next_run_loads(newest)
     record = history.run(exporter.redis, TABLE, killed_id)
     assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
+
+
+def test_a_worker_killed_while_it_deletes_a_loaded_runs_files_leaves_the_run_loaded(fault, caplog):
+    from bq_etl import history
+
+    exporter = fault.exporter
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("cleanup")
+    start = fault.enqueue()
+    horse = fault.held_pid("cleanup")  # loaded and recorded; one of its 6 files deleted
+    run_id = start.return_value()["run_id"]
+    fault.kill_worker(fault.workers.processes[0], horse)
+
+    assert fault.live() == new
+    assert exporter.warehouse.loaded_run(TABLE) == run_id
+    assert history.run(exporter.redis, TABLE, run_id).outcome == "loaded"
+    assert len(exporter.bucket.names(f"{TABLE}/{run_id}/")) == 5
+    # The next tick gives the dead load up: its files go, its outcome stays, and the log says so.
+    fault.workers.start(1, burst=False)
+    newest = fault.source(names(290, "v3"))
+    fault.next_run_loads(newest)
+    record = history.run(exporter.redis, TABLE, run_id)
+    assert (record.outcome, record.rows, record.error) == ("loaded", 280, "")
+    [line] = [r.getMessage() for r in caplog.records
+              if "dead run given up" in r.getMessage() and run_id in r.getMessage()]
+    assert "outcome=loaded" in line and "files=5" in line, line
+
+
+def test_a_run_interrupted_after_its_copy_is_recorded_loaded(fault):
+    from bq_etl import history
+    from bq_etl.status import table_status
+
+    exporter = fault.exporter
+    fault.first_run()
+    new = fault.source(names(280, "v2"))
+    fault.arm("copied")
+    process = fault.foreground(TABLE)
+    os.kill(fault.held_pid("copied"), signal.SIGINT)  # Ctrl-C once the copy is done
+    code, output = finish(process)
+
+    assert code != 0, output
+    run_id = history.runs(exporter.redis, TABLE)[0].run_id
+    assert fault.live() == new
+    # Recorded as what it did, as a run killed there is once given up: loaded, and labelled.
+    record = history.run(exporter.redis, TABLE, run_id)
+    assert (record.outcome, record.rows, record.error) == ("loaded", 280, ""), record
+    assert exporter.warehouse.loaded_mark(TABLE) == (run_id, 280)
+    status = table_status(exporter, TABLE)
+    assert (status.last_loaded.run_id, status.ok) == (run_id, True)
+    assert "run interrupted after its copy; recorded as loaded" in output
+    assert fault.leftovers() == ([], [])
+    fault.next_run_loads(fault.source(names(290, "v3")))
 
 
 def _zombie(pid: int) -> bool:
