@@ -154,7 +154,7 @@ def test_an_app_on_another_driver_than_the_exact_one_is_refused_before_anything_
     from api.db import db
 
     if scheme == "mysql+mysqldb":
-        pytest.importorskip("MySQLdb", reason="mysqlclient builds against libmariadb-dev, which CI need not have")
+        pytest.importorskip("MySQLdb", reason="mysqlclient is not installed (.ci/run installs it)")
     other_driver = scheme + "://" + database_url.partition("://")[2]
     with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": other_driver}).app_context():
         state().bucket.ensure_exists()
