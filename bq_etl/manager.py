@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from contextlib import closing
 from datetime import timezone, tzinfo
 from functools import cached_property
 from pathlib import Path
@@ -304,9 +305,12 @@ class ExportShardManager:
 
     def export_shard(self, run: ExportRun, shard: Shard, bucket: Bucket | None) -> ShardResult:
         """Export one shard of `run` into `bucket`: query, serialize, validate and deliver it."""
-        counter = _Counter(self.lines(shard))
         object_name = run.object_name(shard)
-        size = self.deliver(bucket, object_name, counter, run.gzip_level)
+        # Closed even when the delivery fails: the stream's connections (MariaDB's building ones
+        # run queries) end then, not when the failed generator is collected.
+        with closing(self.lines(shard)) as lines:
+            counter = _Counter(lines)
+            size = self.deliver(bucket, object_name, counter, run.gzip_level)
         return ShardResult(index=shard.index, object_name=object_name, rows=counter.count, bytes=size)
 
     def deliver(self, bucket: Bucket | None, object_name: str, lines: Iterable[bytes], gzip_level: int) -> int:

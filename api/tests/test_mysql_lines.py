@@ -26,7 +26,7 @@ from api.tests.fast_paths import (UTC, WHOLE_TABLE, assert_same_records, built_r
 from bq_etl.errors import RecordError
 from bq_etl.manager import ExportShardManager
 from bq_etl.mysql_lines import CHUNK_ROWS, mysql_lines
-from bq_etl.run import Shard
+from bq_etl.run import ExportRun, Shard, new_run_id
 
 on_mariadb = pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 
@@ -76,6 +76,33 @@ def test_the_stream_reads_batch_by_batch(metadata):
     chunks = [chunk.count(b"\n") for chunk in mysql_lines(export_of(table, [SchemaField("v", "STRING")]), WHOLE_TABLE)]
 
     assert chunks == [CHUNK_ROWS, CHUNK_ROWS, 1]
+
+
+@on_mariadb
+def test_a_delivery_that_fails_mid_stream_leaves_no_query_building_lines(metadata):
+    table = sa.Table("long_table", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("v", sa.Text))
+    created(table, sql_rows=[f"SELECT seq, 'x' FROM seq_1_to_{20 * CHUNK_ROWS}"])
+    manager = export_of(table, [SchemaField("v", "STRING")])
+    database = db.engine.url.database
+
+    def busy_connections() -> int:
+        with db.engine.connect() as connection:
+            return connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM information_schema.processlist "
+                "WHERE db = %s AND command <> 'Sleep' AND id <> CONNECTION_ID()", (database,)).scalar_one()
+
+    assert busy_connections() == 0
+
+    def deliver(bucket, object_name, lines, gzip_level):
+        next(iter(lines))
+        raise OSError("the upload failed")
+
+    manager.deliver = deliver
+    with pytest.raises(OSError) as failed:  # holds the traceback, and so the stream's frames
+        manager.export_shard(ExportRun("long_table", new_run_id()), WHOLE_TABLE, None)
+
+    assert failed.value.args == ("the upload failed",)
+    assert busy_connections() == 0  # the building connections' queries ended, not left to the collector
 
 
 # --- every supported type, at its edges ------------------------------------------------------
