@@ -210,8 +210,9 @@ def _single_precision(exact: Any, column: Any, dialect: Dialect) -> Any:
     return type_coerce(cast(column, Double()), _Float32(process))
 
 
-class _Float32(TypeDecorator):
-    """A float32 read as a double: the shortest decimal's float, then the column's processing."""
+class _Processed(TypeDecorator):
+    """A column read with the processor the driver's value would otherwise get (`process`),
+    which a subclass applies around its own step."""
 
     impl = NullType
     # Holds a processor: kept out of SQLAlchemy's statement cache.
@@ -220,6 +221,10 @@ class _Float32(TypeDecorator):
     def __init__(self, process: Callable[[Any], Any] | None):
         super().__init__()
         self.process = process
+
+
+class _Float32(_Processed):
+    """A float32 read as a double: the shortest decimal's float, then the column's processing."""
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if type(value) is float:  # a FLOAT's value, read as a DOUBLE: a float32
@@ -235,17 +240,9 @@ def _utc_instant(exact: Any, dialect: Dialect) -> Any:
     return type_coerce(exact, _UtcInstant(process))
 
 
-class _UtcInstant(TypeDecorator):
+class _UtcInstant(_Processed):
     """A naive datetime read in a UTC session, as that time in UTC; anything else (the zero
     date's text) as it is."""
-
-    impl = NullType
-    # Holds a processor: kept out of SQLAlchemy's statement cache.
-    cache_ok = False
-
-    def __init__(self, process: Callable[[Any], Any] | None):
-        super().__init__()
-        self.process = process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if self.process is not None:
